@@ -1,0 +1,140 @@
+"""Frozen, validated spec models. Only :mod:`reconciler.specs.loader` builds them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+DESTINATIONS: tuple[str, ...] = (
+    "windmill",
+    "azure-key-vault",
+    "aws-secrets-manager",
+    "azure-devops",
+    "oci-vault",
+)
+
+#: which Connection app serves which destination / source
+APP_FOR_DESTINATION: Mapping[str, str] = MappingProxyType(
+    {
+        "windmill": "windmill",
+        "azure-key-vault": "azure-key-vault",
+        "aws-secrets-manager": "aws",
+        "azure-devops": "azure-devops",
+        "oci-vault": "oci",
+    }
+)
+SOURCE_APPS: tuple[str, ...] = ("kms", "file")
+
+InitialSyncBehavior = Literal[
+    "overwrite-destination", "import-prioritize-source", "import-prioritize-destination"
+]
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a value came from, for diagnostics."""
+
+    file: Path
+    line: int  # 1-based
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One validation finding: ``file:line: path: message``."""
+
+    file: Path
+    line: int
+    path: str  # JSON path, e.g. "$.syncOptions.keySchema" (document index prefixed when >1 doc)
+    message: str
+    severity: str = "error"  # error | warning
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.path}: {self.message}"
+
+
+@dataclass(frozen=True)
+class CredentialRef:
+    """A reference to a secret credential; never the credential itself."""
+
+    kind: Literal["env", "file", "credential"]
+    name: str  # env var name, file path (absolute, resolved against the spec file), or credential name
+
+    def __repr__(self) -> str:
+        return f"CredentialRef({self.kind}:{self.name})"
+
+
+@dataclass(frozen=True)
+class ReconcileOptions:
+    interval_seconds: float = 300.0
+    retry_interval_seconds: float = 30.0
+    suspend: bool = False
+    drift: Literal["correct", "report"] = "correct"
+    #: None = default guard (refuse to delete every in-scope key); else (number, is_percent)
+    max_deletes: tuple[float, bool] | None = None
+
+
+@dataclass(frozen=True)
+class Connection:
+    name: str
+    app: str  # aws | azure-key-vault | azure-devops | oci | windmill | kms | file
+    location: Location
+    #: non-credential settings (endpoint, region, path, siteUrl, ...), as written
+    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    method: str | None = None
+    #: credential fields: plain (non-secret) strings or CredentialRef
+    credentials: Mapping[str, str | CredentialRef] = field(default_factory=lambda: MappingProxyType({}))
+    #: for app: file, the absolute path of the secrets file
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class SecretSync:
+    name: str
+    location: Location
+    destination: str
+    connection: str
+    source: str  # name of a Connection with app kms or file (resolved default filled in)
+    environment: str
+    secret_path: str  # normalised: leading "/", no trailing "/" except root
+    destination_config: Mapping[str, Any]
+    sync_options: Mapping[str, Any]
+    description: str = ""
+    project_id: str | None = None
+    is_enabled: bool = True
+    is_auto_sync_enabled: bool = True
+    reconcile: ReconcileOptions = ReconcileOptions()
+
+    @property
+    def key_schema(self) -> str | None:
+        ks = self.sync_options.get("keySchema")
+        return str(ks) if ks else None
+
+    @property
+    def initial_sync_behavior(self) -> InitialSyncBehavior:
+        return self.sync_options.get("initialSyncBehavior", "overwrite-destination")  # type: ignore[no-any-return]
+
+    @property
+    def disable_secret_deletion(self) -> bool:
+        return bool(self.sync_options.get("disableSecretDeletion", False))
+
+
+@dataclass(frozen=True)
+class SpecSet:
+    """Everything loaded from a directory. Broken documents are left out, with diagnostics."""
+
+    root: Path
+    syncs: Mapping[str, SecretSync]
+    connections: Mapping[str, Connection]
+    diagnostics: tuple[Diagnostic, ...] = ()
+    #: names of syncs whose documents failed validation (so callers can report them per sync)
+    invalid_syncs: Mapping[str, tuple[Diagnostic, ...]] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)
