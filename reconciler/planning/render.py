@@ -1,0 +1,196 @@
+"""Plan output for people (Terraform-like text) and machines (the pinned JSON shape).
+
+Renderers see keys, actions, reasons and property *names* only. They never touch a
+value or a fingerprint, so there is nothing to redact; keys are printed with control
+characters escaped, because a destination key is attacker-chosen text on a reviewer's
+terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from reconciler.model import Action, Change, Plan, PlanIssue
+
+FORMAT_VERSION: Final = "1"
+UNOWNED_LABEL: Final = "[not created by reconciler]"
+
+_RESET = "\x1b[0m"
+_BOLD = "\x1b[1m"
+_COLORS: Final = {
+    Action.CREATE: "\x1b[32m",  # green
+    Action.UPDATE: "\x1b[33m",  # yellow
+    Action.DELETE: "\x1b[31m",  # red
+    Action.RESTORE: "\x1b[36m",  # cyan
+    Action.IMPORT: "\x1b[35m",  # magenta
+}
+_SEVERITY_COLORS: Final = {"error": "\x1b[31m", "warning": "\x1b[33m"}
+#: reasons too ordinary to print after the key
+_DEFAULT_REASONS: Final = {Action.CREATE: "new", Action.DELETE: "not in source"}
+
+
+@dataclass(frozen=True)
+class PlanError:
+    """A sync that could not be planned (source unreadable, destination unreachable).
+
+    ``message`` is shown as is: callers pass error text, never values."""
+
+    sync: str
+    destination: str
+    message: str
+
+
+def _safe(text: str) -> str:
+    """Escape control characters (ANSI escapes, newlines) so one line stays one line."""
+    return "".join(
+        c if c.isprintable() or c == " " else (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+        for c in text
+    )
+
+
+class _Style:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def paint(self, text: str, code: str) -> str:
+        return f"{code}{text}{_RESET}" if self.color else text
+
+
+def _change_line(c: Change, style: _Style, indent: str) -> str:
+    symbol = style.paint(c.action.symbol, _COLORS[c.action])
+    detail = c.reason
+    if c.action is Action.RESTORE:
+        detail = f"restore: {c.reason}" if c.reason else "restore"
+    elif c.action is Action.IMPORT:
+        detail = f"import into source: {c.reason}" if c.reason else "import into source"
+    elif c.reason == _DEFAULT_REASONS.get(c.action):
+        detail = ""
+    line = f"{indent}{symbol} {_safe(c.key)}"
+    if detail:
+        line += f" ({_safe(detail)})"
+    if c.unowned:
+        line += f" {UNOWNED_LABEL}"
+    return line
+
+
+def _issue_line(issue: PlanIssue, style: _Style) -> str:
+    code = _SEVERITY_COLORS.get(issue.severity, "")
+    where = f"{_safe(issue.key)}: " if issue.key else ""
+    bang, severity = style.paint("!", code), style.paint(issue.severity, code)
+    return f"  {bang} {severity}: {where}{_safe(issue.message)}"
+
+
+def _counts(changes: Sequence[Change]) -> dict[Action, int]:
+    return {a: sum(1 for c in changes if c.action is a) for a in Action}
+
+
+def _summary(counts: dict[Action, int]) -> str:
+    text = (
+        f"{counts[Action.CREATE]} to create, {counts[Action.UPDATE]} to update, "
+        f"{counts[Action.DELETE]} to delete"
+    )
+    for action in (Action.RESTORE, Action.IMPORT):
+        if counts[action]:
+            text += f", {counts[action]} to {action.value}"
+    return text
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _render_plan(p: Plan, style: _Style) -> list[str]:
+    lines = [style.paint(f"sync {_safe(p.sync)} → {_safe(p.destination)}", _BOLD)]
+    lines += [_change_line(c, style, "  ") for c in p.changes]
+    if p.drift:
+        lines.append("  Drift (not corrected, drift: report):")
+        lines += [_change_line(c, style, "    ") for c in p.drift]
+    lines += [_issue_line(i, style) for i in p.issues]
+    if p.changes:
+        lines.append(f"Plan: {_summary(_counts(p.changes))}.")
+    elif not p.drift and not p.errors:
+        lines.append(f"No changes. {_safe(p.sync)} is up to date.")
+    else:
+        problems = []
+        if p.drift:
+            problems.append(_plural(len({c.key for c in p.drift}), "drifted key") + " not corrected")
+        if p.errors:
+            problems.append(_plural(len(p.errors), "error"))
+        lines.append(f"No changes. {_safe(p.sync)} is not up to date: {', '.join(problems)}.")
+    return lines
+
+
+def _render_error(e: PlanError, style: _Style) -> list[str]:
+    return [
+        style.paint(f"sync {_safe(e.sync)} → {_safe(e.destination)}", _BOLD),
+        _issue_line(PlanIssue(e.message), style),
+        f"Error: {_safe(e.sync)} could not be planned.",
+    ]
+
+
+def render_text(plans: Sequence[Plan | PlanError], *, color: bool) -> str:
+    """Terraform-like text: one block per sync, then a total when there is more than one."""
+    style = _Style(color)
+    blocks: list[str] = []
+    total = dict.fromkeys(Action, 0)
+    failed = 0
+    for p in plans:
+        if isinstance(p, PlanError):
+            failed += 1
+            blocks.append("\n".join(_render_error(p, style)))
+            continue
+        for action, n in _counts(p.changes).items():
+            total[action] += n
+        blocks.append("\n".join(_render_plan(p, style)))
+    if len(plans) > 1:
+        line = f"Total: {_summary(total)} in {len(plans)} syncs"
+        if failed:
+            line += f" ({failed} could not be planned)"
+        blocks.append(line + ".")
+    return "\n\n".join(blocks) + "\n" if blocks else ""
+
+
+def _change_json(c: Change) -> dict[str, Any]:
+    """Pinned: action, key, reason. Extras: flags and property *names* (never values)."""
+    wrote_value = c.value_changed if c.action is Action.UPDATE else c.action in (Action.CREATE, Action.IMPORT)
+    return {
+        "action": c.action.value,
+        "key": c.key,
+        "reason": c.reason,
+        "unowned": c.unowned,
+        "drift": c.drift,
+        "value_changed": wrote_value,
+        "properties": sorted({*c.set_properties, *c.unset_properties}),
+    }
+
+
+def _sync_json(p: Plan | PlanError) -> dict[str, Any]:
+    if isinstance(p, PlanError):
+        plan = Plan(p.sync, p.destination)
+        error: str | None = p.message
+    else:
+        plan, error = p, None
+    counts = _counts(plan.changes)
+    return {
+        "name": plan.sync,
+        "destination": plan.destination,
+        "error": error,
+        "changes": [_change_json(c) for c in plan.changes],
+        "summary": {
+            "create": counts[Action.CREATE],
+            "update": counts[Action.UPDATE],
+            "delete": counts[Action.DELETE],
+            "unchanged": plan.unchanged,
+            "restore": counts[Action.RESTORE],
+            "import": counts[Action.IMPORT],
+        },
+        "drift": [_change_json(c) for c in plan.drift],
+        "issues": [{"severity": i.severity, "key": i.key, "message": i.message} for i in plan.issues],
+    }
+
+
+def render_json(plans: Sequence[Plan | PlanError]) -> dict[str, Any]:
+    """``{"format_version": "1", "syncs": [...]}`` in the pinned shape, plus additive extras."""
+    return {"format_version": FORMAT_VERSION, "syncs": [_sync_json(p) for p in plans]}
