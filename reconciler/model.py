@@ -60,7 +60,7 @@ class SecretValue:
     def __hash__(self) -> int:
         return hash(self._value)
 
-    def __reduce__(self) -> object:  # pragma: no cover - guard, never pickle a value by accident
+    def __reduce__(self) -> str | tuple[object, ...]:  # never pickle a value by accident
         raise TypeError("SecretValue cannot be pickled")
 
 

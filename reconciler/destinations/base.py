@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from reconciler.model import ChangeResult, Change, ObservedEntry, SecretValue, SourceSecret
+from reconciler.model import Change, ChangeResult, ObservedEntry, SecretValue, SourceSecret
 
 
 @dataclass(frozen=True)

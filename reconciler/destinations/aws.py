@@ -1,0 +1,386 @@
+"""AWS Secrets Manager destination.
+
+Cost of a no-change reconcile: ⌈T/100⌉ ListSecrets (T = secrets under the schema's literal
+prefix; the listing already carries version ids, KMS key and tags, so no DescribeSecret)
+plus ⌈U/20⌉ BatchGetSecretValue for the U keys whose version the engine does not know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from reconciler import keyschema
+from reconciler.destinations import aws_client, aws_rules, errors
+from reconciler.destinations.aws_rules import DEFAULT_KMS, normalize_kms_key
+from reconciler.destinations.base import Capabilities, ConnectionInfo, DesiredSpec, Scope, Target
+from reconciler.model import (
+    OWNER_TAG,
+    OWNER_VALUE,
+    SYNC_TAG,
+    Action,
+    Change,
+    ChangeResult,
+    Lifecycle,
+    ObservedEntry,
+    SecretValue,
+    SourceSecret,
+    frozen_map,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_secretsmanager.type_defs import TagTypeDef
+
+__all__ = ["AwsSecretsManager", "normalize_kms_key"]
+
+BATCH_SIZE = 20  # BatchGetSecretValue SecretIdList maximum
+PAGE_SIZE = 100  # ListSecrets MaxResults maximum
+SCHEDULED_MSG = "name is scheduled for deletion; the next plan restores it"
+
+
+class AwsSecretsManager:
+    """One sync's view of one region's Secrets Manager."""
+
+    kind = "aws-secrets-manager"
+    capabilities = Capabilities(
+        can_import=True, values_readable=True, tags=True, allows_empty=False,
+        max_value_bytes=aws_rules.MAX_VALUE_BYTES,
+    )
+
+    def __init__(self, target: Target, connection: ConnectionInfo) -> None:
+        self._target = target
+        cfg, opts = target.destination_config, target.sync_options
+        region = cfg.get("region") or connection.settings.get("region")
+        if not region:
+            raise errors.ConfigError("no AWS region: set destinationConfig.region or the connection's region")
+        self._many = cfg.get("mappingBehavior", "one-to-one") == "many-to-one"
+        self._configured_kms = str(opts["keyId"]) if opts.get("keyId") else None
+        self._kms = normalize_kms_key(self._configured_kms)
+        window = opts.get("recoveryWindowInDays", 30)
+        if isinstance(window, bool) or not isinstance(window, int) or not 7 <= window <= 30:
+            raise errors.ConfigError("recoveryWindowInDays must be a whole number of days from 7 to 30")
+        self._recovery_days = window
+        #: AWSCURRENT version per name from the last listing: seeds update tokens
+        self._current: dict[str, str | None] = {}
+        self._client: SecretsManagerClient = aws_client.make_client(connection, str(region), target.sync)
+
+    @property
+    def client(self) -> SecretsManagerClient:
+        """The boto3 client (tests hook its event system to inject faults)."""
+        return self._client
+
+    # -- names and scope -------------------------------------------------------------------
+
+    def _many_name(self) -> str | None:
+        name = self._target.destination_config.get("secretName")
+        if not name:
+            return None
+        return keyschema.render(self._target.key_schema, str(name), self._target.environment)
+
+    def scope(self) -> Scope:
+        env = self._target.environment
+        if self._many:
+            name = self._many_name()
+            # key_schema None: exactness decides; a secretName with "/" need not match the schema
+            return Scope(key_schema=None, environment=env,
+                         exact=frozenset({name} if name else ()), list_prefix=name or None)
+        schema = self._target.key_schema
+        return Scope(key_schema=schema, environment=env,
+                     list_prefix=keyschema.literal_prefix(schema, env) or None)
+
+    # -- desired state ---------------------------------------------------------------------
+
+    def _properties(self, metadata: Mapping[str, str]) -> dict[str, str]:
+        opts = self._target.sync_options
+        tags: dict[str, str] = {}
+        if not self._many and opts.get("syncSecretMetadataAsTags"):
+            tags.update(metadata)
+        tags.update(_configured_tags(opts.get("tags")))
+        tags[OWNER_TAG] = OWNER_VALUE
+        tags[SYNC_TAG] = self._target.sync
+        props = {"kms": self._kms}
+        props.update({f"tag:{k}": v for k, v in tags.items()})
+        return props
+
+    def _check(self, name: str, props: Mapping[str, str], label: str) -> list[str]:
+        problems = aws_rules.name_problems(name)
+        problems += aws_rules.tag_problems({k[4:]: v for k, v in props.items() if k.startswith("tag:")})
+        return [f"{label}: {p}" for p in problems]
+
+    def desired(self, secrets: Sequence[SourceSecret]) -> tuple[list[DesiredSpec], list[str]]:
+        """Source secrets rendered into AWS names; problems come back as messages.
+
+        A name ending in "-" + 6 characters (AWS's ARN-suffix shape) is not a problem here:
+        the ambiguity only bites partial-ARN lookups and we always address secrets by full
+        name. The engine turns every message into a blocking plan error, so it is not
+        reported (``aws_rules.ambiguous_suffix`` is there for a future warnings channel).
+        """
+        env, schema = self._target.environment, self._target.key_schema
+        if self._many:
+            return self._desired_many(secrets)
+        found: list[str] = []
+        by_name: dict[str, list[SourceSecret]] = {}
+        for s in secrets:
+            by_name.setdefault(keyschema.render(schema, s.key, env), []).append(s)
+        out: list[DesiredSpec] = []
+        for name, group in by_name.items():
+            if len(group) > 1:
+                keys = ", ".join(sorted(s.key for s in group))
+                found.append(f"{name}: source keys {keys} all render to this AWS name")
+                continue
+            s = group[0]
+            props = self._properties(s.metadata)
+            problems = self._check(name, props, s.key)
+            if problems:
+                found += problems
+                continue
+            out.append(DesiredSpec(key=name, value=s.value, properties=frozen_map(props),
+                                   source_keys=(s.key,)))
+        return out, found
+
+    def _desired_many(self, secrets: Sequence[SourceSecret]) -> tuple[list[DesiredSpec], list[str]]:
+        name = self._many_name()
+        if not name:
+            return [], ["destinationConfig.secretName is required for many-to-one"]
+        if not secrets:
+            return [], []
+        props = self._properties({})
+        problems = self._check(name, props, name)
+        if problems:
+            return [], problems
+        body = aws_rules.canonical_json({s.key: s.value.reveal() for s in secrets})
+        return [DesiredSpec(key=name, value=SecretValue(body), properties=frozen_map(props),
+                            source_keys=tuple(s.key for s in secrets))], []
+
+    # -- observation -----------------------------------------------------------------------
+
+    def list_entries(self) -> list[ObservedEntry]:
+        """ListSecrets pages (scheduled deletions included so they can be restored)."""
+        scope = self.scope()
+        if scope.exact is not None and not scope.exact:
+            return []  # many-to-one without a secretName: desired() reports it
+        prefix = scope.list_prefix
+        params: dict[str, Any] = {"MaxResults": PAGE_SIZE, "IncludePlannedDeletion": True}
+        filter_prefix = aws_rules.usable_filter_prefix(prefix)
+        if filter_prefix:
+            params["Filters"] = [{"Key": "name", "Values": [filter_prefix]}]
+        out: list[ObservedEntry] = []
+        while True:
+            page = aws_client.guarded("ListSecrets", None, lambda: self._client.list_secrets(**params))
+            for item in page.get("SecretList", []):
+                name = item.get("Name", "")
+                if prefix and not name.startswith(prefix):
+                    continue  # the server filter may be looser than our scope
+                if scope.exact is not None and name not in scope.exact:
+                    continue
+                out.append(self._observed(item))
+            token = page.get("NextToken")
+            if not token:
+                break
+            params["NextToken"] = token
+        return out
+
+    def _observed(self, item: Mapping[str, Any]) -> ObservedEntry:
+        name = str(item["Name"])
+        version = next((vid for vid, stages in item.get("SecretVersionsToStages", {}).items()
+                        if "AWSCURRENT" in stages), None)
+        self._current[name] = version
+        tags = {str(t.get("Key")): str(t.get("Value", "")) for t in item.get("Tags", [])}
+        if item.get("DeletedDate"):
+            lifecycle = Lifecycle.PENDING_DELETION
+        elif item.get("OwningService"):
+            lifecycle = Lifecycle.DISABLED  # managed by another AWS service: hands off
+        else:
+            lifecycle = Lifecycle.ACTIVE
+        props = {"kms": normalize_kms_key(item.get("KmsKeyId"))}
+        props.update({f"tag:{k}": v for k, v in tags.items()})
+        return ObservedEntry(key=name, version=version, lifecycle=lifecycle, owner=tags.get(SYNC_TAG),
+                             properties=frozen_map(props))
+
+    def read_values(self, keys: Sequence[str]) -> dict[str, SecretValue]:
+        """BatchGetSecretValue, 20 names per call. Missing, scheduled-for-deletion and binary
+        secrets are left out (their value is unknown to the planner)."""
+        wanted = list(dict.fromkeys(keys))
+        out: dict[str, SecretValue] = {}
+        for i in range(0, len(wanted), BATCH_SIZE):
+            chunk = wanted[i : i + BATCH_SIZE]
+            resp = aws_client.guarded("BatchGetSecretValue", None,
+                                      partial(self._client.batch_get_secret_value, SecretIdList=chunk))
+            for err in resp.get("Errors", []):
+                code = err.get("ErrorCode") or "UnknownError"
+                # InvalidRequestException here = "marked deleted": listed as pending deletion
+                if code not in ("ResourceNotFoundException", "InvalidRequestException"):
+                    raise aws_client.from_code(str(code), "BatchGetSecretValue", err.get("SecretId"))
+            for item in resp.get("SecretValues", []):
+                name, text = item.get("Name"), item.get("SecretString")
+                if name in chunk and text is not None:
+                    out[name] = SecretValue(aws_rules.canonicalize(text) if self._many else text)
+        return out
+
+    def importable(self, values: Mapping[str, SecretValue]) -> dict[str, SecretValue]:
+        """Destination values keyed by source key. Names whose source key would be invalid
+        (upstream #5366 failed the whole import on them) are skipped, not fatal."""
+        if self._many:
+            name = self._many_name()
+            v = values.get(name) if name else None
+            return {k: SecretValue(x) for k, x in aws_rules.scalars(v.reveal()).items()} if v else {}
+        schema, env = self._target.key_schema, self._target.environment
+        out: dict[str, SecretValue] = {}
+        for name, value in values.items():
+            key = keyschema.strip(name, schema, env)
+            if key and aws_rules.importable_key(key):
+                out[key] = value
+        return out
+
+    # -- apply -----------------------------------------------------------------------------
+
+    def apply(self, changes: Sequence[Change], on_result: Callable[[ChangeResult], None]) -> None:
+        """Execute in order; a failed change is reported and the next one still runs."""
+        for change in changes:
+            if change.action is Action.IMPORT:
+                continue  # imports go to the source, not here
+            try:
+                result = self._apply_one(change)
+            except errors.DestinationError as exc:
+                result = ChangeResult(change=change, ok=False, error=str(exc))
+            on_result(result)
+
+    def _apply_one(self, change: Change) -> ChangeResult:
+        key = change.key
+        if change.action is Action.CREATE:
+            return self._create(change)
+        if change.action is Action.UPDATE:
+            return self._update(change)
+        if change.action is Action.DELETE:
+            self._call("DeleteSecret", key, lambda: self._client.delete_secret(
+                SecretId=key, RecoveryWindowInDays=self._recovery_days), gone_ok=True)
+            self._current.pop(key, None)
+            return ChangeResult(change=change, ok=True)
+        if change.action is Action.RESTORE:
+            self._call("RestoreSecret", key, lambda: self._client.restore_secret(SecretId=key))
+            return ChangeResult(change=change, ok=True)
+        raise errors.Permanent(f"unsupported action {change.action.value}", key=key)
+
+    def _call(self, op: str, key: str, fn: Callable[[], Any], *, gone_ok: bool = False) -> Any:
+        """One write. AWS refuses writes to a secret scheduled for deletion with
+        InvalidRequestException (moto accepts them); that becomes the restore hint."""
+        try:
+            return fn()
+        except Exception as exc:
+            if not aws_client.is_sdk_error(exc):
+                raise
+            code, text = aws_client.error_code(exc), aws_client.error_text(exc).lower()
+            scheduled = code == "InvalidRequestException" and ("deletion" in text or "deleted" in text)
+            if gone_ok and (scheduled or code == "ResourceNotFoundException"):
+                return None  # already gone or already scheduled: the delete's goal holds
+            if scheduled:
+                err: errors.DestinationError = errors.Conflict(SCHEDULED_MSG, key=key, code=code)
+            else:
+                err = aws_client.translate(exc, op, key)
+        raise err
+
+    def _kms_param(self, normalized: str) -> str:
+        """What to send as KmsKeyId: the configured spelling when it is this key (a
+        cross-account key needs its full ARN), else the normalised form."""
+        if self._configured_kms and normalize_kms_key(self._configured_kms) == normalized:
+            return self._configured_kms
+        return normalized
+
+    def _create(self, change: Change) -> ChangeResult:
+        key = change.key
+        if change.value is None:
+            raise errors.Permanent("create without a value", key=key)
+        value = change.value.reveal()
+        props = change.set_properties
+        token = (aws_rules.request_token("create", key, change.fingerprint) if change.fingerprint
+                 else aws_rules.random_token())
+        params: dict[str, Any] = {
+            "Name": key, "SecretString": value, "ClientRequestToken": token,
+            "Description": f"Managed by reconciler (sync {self._target.sync})",
+        }
+        kms = props.get("kms", DEFAULT_KMS)
+        if normalize_kms_key(kms) != DEFAULT_KMS:
+            params["KmsKeyId"] = self._kms_param(kms)
+        tags = _tag_list(props)
+        if tags:
+            params["Tags"] = tags
+        try:
+            resp = self._call("CreateSecret", key, lambda: self._client.create_secret(**params))
+        except errors.Conflict as exc:
+            if exc.code != "ResourceExistsException":
+                raise
+            msg = (SCHEDULED_MSG if self._scheduled_for_deletion(key)
+                   else "secret already exists (created since the plan was made); re-plan to see it")
+            raise errors.Conflict(msg, key=key, code=exc.code) from None
+        version = resp.get("VersionId")
+        self._current[key] = version
+        return ChangeResult(change=change, ok=True, version=version, properties=frozen_map(props))
+
+    def _scheduled_for_deletion(self, key: str) -> bool:
+        """moto answers ResourceExistsException for a name scheduled for deletion (AWS:
+        InvalidRequestException); one DescribeSecret on this error path tells them apart."""
+        try:
+            return bool(self._client.describe_secret(SecretId=key).get("DeletedDate"))
+        except Exception as exc:
+            if aws_client.is_sdk_error(exc):
+                return False
+            raise
+
+    def _update(self, change: Change) -> ChangeResult:
+        key, props = change.key, change.set_properties
+        kms = props.get("kms") or (DEFAULT_KMS if "kms" in change.unset_properties else None)
+        version: str | None = None
+        if change.value_changed:
+            if change.value is None:
+                raise errors.Permanent("update without a value", key=key)
+            value = change.value.reveal()
+            # the replaced version is part of the token: see aws_rules.request_token
+            if change.fingerprint and key in self._current:
+                token = aws_rules.request_token("put", key, change.fingerprint, self._current[key] or "")
+            else:
+                token = aws_rules.random_token()
+            if kms:
+                kms_id = self._kms_param(kms)
+                resp = self._call("UpdateSecret", key, lambda: self._client.update_secret(
+                    SecretId=key, SecretString=value, KmsKeyId=kms_id, ClientRequestToken=token))
+            else:
+                resp = self._call("PutSecretValue", key, lambda: self._client.put_secret_value(
+                    SecretId=key, SecretString=value, ClientRequestToken=token))
+            version = resp.get("VersionId")
+            self._current[key] = version
+        elif kms:
+            # no new version: AWS re-encrypts the AWSCURRENT/PENDING/PREVIOUS versions in place
+            self._call("UpdateSecret", key, lambda: self._client.update_secret(
+                SecretId=key, KmsKeyId=self._kms_param(kms)))
+        try:
+            set_tags = _tag_list(props)
+            if set_tags:
+                self._call("TagResource", key, lambda: self._client.tag_resource(SecretId=key, Tags=set_tags))
+            unset = [p[4:] for p in change.unset_properties if p.startswith("tag:")]
+            if unset:
+                self._call("UntagResource", key,
+                           lambda: self._client.untag_resource(SecretId=key, TagKeys=unset))
+        except errors.DestinationError as exc:
+            # the value may have landed: report its version so state does not lose it
+            return ChangeResult(change=change, ok=False, version=version, error=str(exc))
+        return ChangeResult(change=change, ok=True, version=version, properties=frozen_map(props))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _tag_list(props: Mapping[str, str]) -> list[TagTypeDef]:
+    return [{"Key": k[4:], "Value": v} for k, v in props.items() if k.startswith("tag:")]
+
+
+def _configured_tags(raw: Any) -> dict[str, str]:
+    """syncOptions.tags as written in specs: [{key, value}] (a plain mapping is accepted)."""
+    if isinstance(raw, Mapping):
+        return {str(k): str(v) for k, v in raw.items()}
+    out: dict[str, str] = {}
+    for item in raw or ():
+        if isinstance(item, Mapping) and "key" in item:
+            out[str(item["key"])] = str(item.get("value", ""))
+    return out

@@ -1,0 +1,215 @@
+"""boto3 client construction, request counting and error translation for Secrets Manager.
+
+boto3/botocore are imported inside functions so that loading this module (e.g. for the
+registry or for tests of the pure parts) never pays for the SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from reconciler import calls
+from reconciler.destinations import errors
+from reconciler.destinations.base import ConnectionInfo
+
+if TYPE_CHECKING:
+    import boto3
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+KIND: Final = "aws-secrets-manager"
+
+_THROTTLED = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
+     "ProvisionedThroughputExceededException", "SlowDown"}
+)
+_AUTH = frozenset(
+    {"AccessDeniedException", "AccessDenied", "UnrecognizedClientException", "InvalidSignatureException",
+     "ExpiredTokenException", "ExpiredToken", "InvalidClientTokenId", "SignatureDoesNotMatch",
+     "IncompleteSignature", "MissingAuthenticationToken", "AuthFailure"}
+)
+_TRANSIENT = frozenset({"InternalServiceError", "InternalFailure", "ServiceUnavailable", "RequestTimeout"})
+
+
+def _record(event_name: str, parsed_response: Any = None, exception: Any = None, **_: Any) -> None:
+    """Count every HTTP attempt (retries included) as (operation, outcome)."""
+    op = event_name.rsplit(".", 1)[-1]
+    if exception is not None:
+        outcome = type(exception).__name__
+    elif isinstance(parsed_response, dict) and "Error" in parsed_response:
+        err = parsed_response["Error"]
+        meta = parsed_response.get("ResponseMetadata", {})
+        outcome = str(err.get("Code") or meta.get("HTTPStatusCode") or "error")
+    else:
+        outcome = "ok"
+    calls.record(KIND, op, outcome)
+
+
+def _setting(connection: ConnectionInfo, name: str, default: Any) -> Any:
+    value = connection.settings.get(name)
+    return default if value is None else value
+
+
+def _session(connection: ConnectionInfo, region: str, config: Any, sync: str) -> boto3.Session:
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
+    method = connection.method or "default"
+    try:
+        if method == "default":
+            return boto3.Session(region_name=region)
+        if method == "profile":
+            profile = connection.secret("profile") or connection.settings.get("profile")
+            if not profile:
+                raise errors.ConfigError("credentials method 'profile' needs a profile name")
+            return boto3.Session(profile_name=str(profile), region_name=region)
+        if method == "access-key":
+            key_id, secret = connection.secret("accessKeyId"), connection.secret("secretAccessKey")
+            if not key_id or not secret:
+                raise errors.ConfigError(
+                    "credentials method 'access-key' needs accessKeyId and secretAccessKey")
+            return boto3.Session(aws_access_key_id=key_id, aws_secret_access_key=secret,
+                                 aws_session_token=connection.secret("sessionToken") or None,
+                                 region_name=region)
+        if method == "assume-role":
+            return _assume_role_session(connection, region, config, sync)
+    except ProfileNotFound:
+        raise errors.ConfigError(f"AWS profile for connection {connection.name!r} not found") from None
+    raise errors.ConfigError(f"unknown AWS credentials method {method!r}")
+
+
+def _assume_role_session(connection: ConnectionInfo, region: str, config: Any, sync: str) -> boto3.Session:
+    """A session whose credentials come from sts:AssumeRole on top of the default chain,
+    refreshed by botocore before they expire."""
+    import boto3
+    import botocore.session
+    from botocore.credentials import CredentialProvider, CredentialResolver, DeferredRefreshableCredentials
+
+    role_arn = connection.secret("roleArn")
+    if not role_arn:
+        raise errors.ConfigError("credentials method 'assume-role' needs roleArn")
+    external_id = connection.secret("externalId")
+    base = boto3.Session(region_name=region)
+    sts_endpoint = connection.settings.get("stsEndpoint")
+
+    def fetch() -> dict[str, str]:
+        sts = base.client("sts", region_name=region, endpoint_url=sts_endpoint, config=config)
+        sts.meta.events.register("response-received.sts", _record)
+        args: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": f"reconciler-{sync}"[:64]}
+        if external_id:
+            args["ExternalId"] = external_id
+        creds = sts.assume_role(**args)["Credentials"]
+        return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
+                "token": creds["SessionToken"], "expiry_time": creds["Expiration"].isoformat()}
+
+    class _AssumeRole(CredentialProvider):
+        METHOD = "assume-role"
+
+        def load(self) -> DeferredRefreshableCredentials:
+            return DeferredRefreshableCredentials(refresh_using=fetch, method=self.METHOD)
+
+    core = botocore.session.get_session()
+    core.register_component("credential_provider", CredentialResolver([_AssumeRole()]))
+    return boto3.Session(botocore_session=core, region_name=region)
+
+
+def make_client(connection: ConnectionInfo, region: str, sync: str) -> SecretsManagerClient:
+    """A Secrets Manager client with botocore's retry mode owning throttling back-off and
+    every HTTP attempt counted in :mod:`reconciler.calls`."""
+    from botocore.config import Config
+
+    mode = str(_setting(connection, "retryMode", "standard"))
+    if mode not in ("standard", "adaptive", "legacy"):
+        raise errors.ConfigError(f"unknown retryMode {mode!r}")
+    # total_max_attempts counts the first try too (botocore's "max_attempts" counts retries
+    # only); maxAttempts means what the AWS config file's max_attempts means: all attempts
+    attempts = int(_setting(connection, "maxAttempts", 5))
+    if attempts < 1:
+        raise errors.ConfigError("maxAttempts must be at least 1")
+    retries: Any = {"mode": mode, "total_max_attempts": attempts}
+    config = Config(
+        retries=retries,
+        connect_timeout=float(_setting(connection, "connectTimeout", 10)),
+        read_timeout=float(_setting(connection, "readTimeout", 30)),
+        user_agent_extra="reconciler",
+    )
+    session = _session(connection, region, config, sync)
+    endpoint = connection.settings.get("endpoint")
+    client = session.client("secretsmanager", region_name=region, config=config,
+                            endpoint_url=str(endpoint) if endpoint else None)
+    client.meta.events.register("response-received.secrets-manager", _record)
+    return client
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a ClientError (None for anything else)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
+def error_text(exc: BaseException) -> str:
+    """The service's message, for classification only: never put it in our own messages."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Message") or "")
+    return ""
+
+
+def translate(exc: BaseException, op: str, key: str | None = None) -> errors.DestinationError:
+    """Map a botocore exception onto our error tree. The message is ours: operation, code
+    and key only, because AWS messages and client validation reports can echo input."""
+    from botocore import exceptions as bx
+
+    if isinstance(exc, errors.DestinationError):
+        return exc
+    if isinstance(exc, bx.ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return from_code(error_code(exc) or "UnknownError", op, key, status)
+    name = type(exc).__name__
+    if isinstance(exc, bx.ConnectionError | bx.HTTPClientError):
+        return errors.Transient(f"{op} failed: {name} (endpoint unreachable or connection dropped)",
+                                key=key, code=name)
+    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
+        return errors.AuthError(f"{op} failed: no usable AWS credentials ({name})", key=key, code=name)
+    if isinstance(exc, bx.NoRegionError):
+        return errors.ConfigError(f"{op} failed: no AWS region configured", key=key, code=name)
+    if isinstance(exc, bx.ParamValidationError):
+        return errors.Permanent(f"{op} failed: request refused by client-side validation", key=key, code=name)
+    return errors.Permanent(f"{op} failed: {name}", key=key, code=name)
+
+
+def from_code(code: str, op: str, key: str | None = None, status: int = 0) -> errors.DestinationError:
+    """The error for an AWS error code (also used for per-item BatchGetSecretValue errors)."""
+    msg = f"{op} failed: {code}"
+    if code in _THROTTLED:
+        return errors.Throttled(f"{msg} (retries exhausted)", key=key, code=code)
+    if code == "ResourceNotFoundException":
+        return errors.NotFound(msg, key=key, code=code)
+    if code == "ResourceExistsException":
+        return errors.Conflict(msg, key=key, code=code)
+    if code in _AUTH:
+        return errors.AuthError(msg, key=key, code=code)
+    if code in _TRANSIENT or status >= 500:
+        return errors.Transient(msg, key=key, code=code)
+    return errors.Permanent(msg, key=key, code=code)
+
+
+def is_sdk_error(exc: BaseException) -> bool:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return isinstance(exc, BotoCoreError | ClientError)
+
+
+def guarded(op: str, key: str | None, fn: Callable[[], Any]) -> Any:
+    """Run one SDK call, translating SDK errors (and dropping their chain, which carries
+    the service's message)."""
+    try:
+        return fn()
+    except Exception as exc:
+        if not is_sdk_error(exc):
+            raise
+        err = translate(exc, op, key)
+    raise err
