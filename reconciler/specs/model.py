@@ -49,8 +49,8 @@ class Diagnostic:
     """One validation finding: ``file:line: path: message``."""
 
     file: Path
-    line: int
-    path: str  # JSON path, e.g. "$.syncOptions.keySchema" (document index prefixed when >1 doc)
+    line: int  # 1-based; 0 when no line applies (the spec directory itself)
+    path: str  # JSON path within its document, e.g. "$.syncOptions.keySchema"
     message: str
     severity: str = "error"  # error | warning
 
@@ -91,6 +91,7 @@ class Connection:
     credentials: Mapping[str, str | CredentialRef] = field(default_factory=lambda: MappingProxyType({}))
     #: for app: file, the absolute path of the secrets file
     path: Path | None = None
+    description: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,340 @@
+"""Command line: thin commands, exit codes, choice of output. No reconcile logic lives here.
+
+Exit codes (pinned): validate 0 valid / 1 invalid; plan 0 ok / 1 error / 2 changes pending
+(only with --detailed-exitcode, as Terraform); apply 0 all applied / 1 any failure.
+Results go to stdout, logs and diagnostics to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from reconciler import __version__
+from reconciler.logging import configure as configure_logging
+from reconciler.logging import get_logger
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+def _default_dir() -> str:
+    return os.environ.get("RECONCILER_SPECS", ".")
+
+
+def default_state_dir() -> Path:
+    for var in ("RECONCILER_STATE_DIR", "STATE_DIRECTORY"):
+        v = os.environ.get(var)
+        if v:
+            return Path(v.split(":")[0])
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "reconciler"
+
+
+def _use_color(stream: TextIO, flag: bool | None) -> bool:
+    if flag is not None:
+        return flag
+    if os.environ.get("NO_COLOR"):
+        return False
+    return stream.isatty()
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state-dir", type=Path, default=None,
+                        help="state directory (default: $RECONCILER_STATE_DIR, $STATE_DIRECTORY, "
+                             "or $XDG_STATE_HOME/reconciler)")
+    common.add_argument("--log-format", choices=("console", "json"), default=None,
+                        help="log format on stderr (default: console)")
+    common.add_argument("--log-level", default=None, choices=("debug", "info", "warning", "error"))
+    common.add_argument("--no-color", dest="color", action="store_false", default=None,
+                        help="never colour output (NO_COLOR is honoured too)")
+
+    p = argparse.ArgumentParser(prog="reconciler", description="Keep secret stores converged on specs.")
+    p.add_argument("--version", action="version", version=f"reconciler {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    v = sub.add_parser("validate", parents=[common], help="check specs (schema + rules)")
+    v.add_argument("dir", nargs="?", default=None)
+
+    for name, help_ in (("plan", "show what apply would change"), ("apply", "apply the plan once")):
+        c = sub.add_parser(name, parents=[common], help=help_)
+        c.add_argument("dir", nargs="?", default=None)
+        c.add_argument("--sync", action="append", default=[], metavar="NAME", help="only this sync (repeatable)")
+        if name == "plan":
+            c.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+            c.add_argument("--detailed-exitcode", action="store_true",
+                           help="exit 2 when changes are pending (0 none, 1 error)")
+
+    s = sub.add_parser("status", parents=[common], help="last result per sync")
+    s.add_argument("--json", action="store_true")
+
+    i = sub.add_parser("import", parents=[common], help="import destination secrets into the source")
+    i.add_argument("name")
+    i.add_argument("dir", nargs="?", default=None)
+    i.add_argument("--priority", choices=("source", "destination"), default=None,
+                   help="who wins a conflicting key (default: the sync's initialSyncBehavior, else source)")
+
+    r = sub.add_parser("remove", parents=[common], help="delete this sync's secrets from the destination")
+    r.add_argument("name")
+    r.add_argument("dir", nargs="?", default=None)
+    return p
+
+
+def _print_diagnostics(diagnostics: Sequence[Any], stream: TextIO) -> None:
+    for d in diagnostics:
+        prefix = "warning: " if getattr(d, "severity", "error") == "warning" else ""
+        print(f"{prefix}{d}", file=stream)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from reconciler.specs.loader import load
+
+    directory = Path(args.dir or _default_dir())
+    specs = load(directory)
+    log = get_logger()
+    if specs.diagnostics:
+        _print_diagnostics(specs.diagnostics, sys.stderr)
+    for name, diags in specs.invalid_syncs.items():
+        log.warning("spec.invalid", sync=name, diagnostics=len(diags))
+    log.debug("spec.loaded", syncs=len(specs.syncs), connections=len(specs.connections))
+    return specs
+
+
+def _select(specs: Any, names: Sequence[str]) -> tuple[list[Any], list[str]]:
+    """Syncs to act on, and errors for names that are unknown or invalid."""
+    errors: list[str] = []
+    if not names:
+        return [specs.syncs[n] for n in sorted(specs.syncs)], errors
+    chosen = []
+    for n in names:
+        if n in specs.syncs:
+            chosen.append(specs.syncs[n])
+        elif n in specs.invalid_syncs:
+            errors.append(f"sync {n!r} is invalid (see the diagnostics above); nothing was done for it")
+        else:
+            errors.append(f"no sync named {n!r} in {specs.root}")
+    return chosen, errors
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    specs = _load(args)
+    if specs.ok:
+        print(f"Valid: {len(specs.syncs)} sync(s), {len(specs.connections)} connection(s) in {specs.root}.")
+        return EXIT_OK
+    errors = sum(1 for d in specs.diagnostics if d.severity == "error")
+    print(f"Invalid: {errors} error(s) in {specs.root}.", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _state(args: argparse.Namespace, *, readonly: bool) -> Any:
+    from reconciler.state.store import StateStore
+
+    return StateStore(args.state_dir or default_state_dir(), readonly=readonly)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from reconciler.engine.reconcile import Reconciler
+    from reconciler.planning.render import PlanError, render_json, render_text
+
+    specs = _load(args)
+    syncs, errors = _select(specs, args.sync)
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    state = _state(args, readonly=True)
+    rec = Reconciler(specs, state)
+    rendered: list[Any] = []
+    failed = bool(errors) or not specs.ok
+    for sync in syncs:
+        if not sync.is_enabled:
+            print(f"note: sync {sync.name} is disabled (isEnabled: false); not planned", file=sys.stderr)
+            continue
+        out = rec.plan_sync(sync)
+        if out.error is not None or out.plan is None:
+            rendered.append(PlanError(sync.name, sync.destination, out.error or "no plan"))
+            failed = True
+        else:
+            rendered.append(out.plan)
+            failed = failed or bool(out.plan.errors)
+    state.close()
+    if args.json:
+        print(json.dumps(render_json(rendered), indent=2))
+    else:
+        sys.stdout.write(render_text(rendered, color=_use_color(sys.stdout, args.color)))
+    if failed:
+        return EXIT_ERROR
+    pending = any(getattr(p, "has_changes", False) for p in rendered)
+    return EXIT_CHANGES if (args.detailed_exitcode and pending) else EXIT_OK
+
+
+def _summary(out: Any) -> str:
+    from reconciler.model import Action
+
+    ok = [r for r in out.results if r.ok]
+    counts = {a: sum(1 for r in ok if r.change.action is a) for a in Action}
+    parts = [f"{counts[Action.CREATE]} created", f"{counts[Action.UPDATE]} updated",
+             f"{counts[Action.DELETE]} deleted"]
+    if counts[Action.RESTORE]:
+        parts.append(f"{counts[Action.RESTORE]} restored")
+    if counts[Action.IMPORT]:
+        parts.append(f"{counts[Action.IMPORT]} imported")
+    failed = len(out.results) - len(ok)
+    if failed:
+        parts.append(f"{failed} failed")
+    return ", ".join(parts)
+
+
+def _report(outcomes: Sequence[Any], verb: str) -> int:
+    code = EXIT_OK
+    for out in outcomes:
+        if out.error:
+            print(f"{out.sync}: failed: {out.error}")
+            code = EXIT_ERROR
+            continue
+        line = f"{out.sync}: {_summary(out)}"
+        if out.plan is not None and out.plan.drift:
+            line += f"; {len(out.plan.drift)} drifted (reported, not corrected)"
+        print(line)
+        for r in out.results:
+            if not r.ok:
+                print(f"  ! {r.change.action.value} {r.change.key}: {r.error}")
+        if out.plan is not None:
+            for issue in out.plan.issues:
+                where = f"{issue.key}: " if issue.key else ""
+                print(f"  ! {issue.severity}: {where}{issue.message}")
+        if out.failed:
+            code = EXIT_ERROR
+    total_failed = sum(1 for o in outcomes if o.failed)
+    print(f"{verb} complete: {len(outcomes) - total_failed} succeeded, {total_failed} failed.")
+    return code
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from reconciler.engine.reconcile import Reconciler
+
+    specs = _load(args)
+    syncs, errors = _select(specs, args.sync)
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    outcomes = []
+    explicit = set(args.sync)
+    runnable = [s for s in syncs if s.is_enabled and (s.is_auto_sync_enabled or s.name in explicit)]
+    for s in syncs:
+        if s not in runnable:
+            why = "isEnabled: false" if not s.is_enabled else "isAutoSyncEnabled: false; use --sync to apply it"
+            print(f"note: skipping {s.name} ({why})", file=sys.stderr)
+    if runnable:
+        state = _state(args, readonly=False)
+        rec = Reconciler(specs, state)
+        outcomes = [rec.apply_sync(s) for s in runnable]
+        state.close()
+    code = _report(outcomes, "Apply")
+    return EXIT_ERROR if (errors or not specs.ok) else code
+
+
+def _one(args: argparse.Namespace) -> tuple[Any, Any] | None:
+    specs = _load(args)
+    syncs, errors = _select(specs, [args.name])
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    if errors or not syncs:
+        return None
+    return specs, syncs[0]
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from reconciler.engine.reconcile import Reconciler
+
+    found = _one(args)
+    if found is None:
+        return EXIT_ERROR
+    specs, sync = found
+    priority = args.priority
+    if priority is None:
+        behaviour = sync.initial_sync_behavior
+        priority = "destination" if behaviour == "import-prioritize-destination" else "source"
+    state = _state(args, readonly=False)
+    out = Reconciler(specs, state).import_sync(sync, priority)
+    state.close()
+    return _report([out], "Import")
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from reconciler.engine.reconcile import Reconciler
+
+    found = _one(args)
+    if found is None:
+        return EXIT_ERROR
+    specs, sync = found
+    state = _state(args, readonly=False)
+    out = Reconciler(specs, state).remove_sync(sync)
+    state.close()
+    return _report([out], "Remove")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    state = _state(args, readonly=True)
+    rows = [s.as_dict() for s in state.all_status()]
+    state.close()
+    for r in rows:
+        r.pop("target", None)
+    if args.json:
+        print(json.dumps({"format_version": "1", "syncs": rows}, indent=2))
+        return EXIT_OK
+    if not rows:
+        print("No syncs have run yet.")
+        return EXIT_OK
+    for r in rows:
+        print(f"{r['sync']} ({r['destination']}): {r['syncStatus'] or 'never synced'}"
+              f"{'  last synced ' + r['lastSyncedAt'] if r['lastSyncedAt'] else ''}")
+        if r["lastSyncMessage"]:
+            print(f"  message: {r['lastSyncMessage']}")
+        for job in ("Import", "Remove"):
+            st = r[f"{job.lower()}Status"]
+            if st:
+                at = r[f"last{job}edAt"] if job == "Import" else r["lastRemovedAt"]
+                print(f"  {job.lower()}: {st}{'  at ' + at if at else ''}")
+                if r[f"last{job}Message"]:
+                    print(f"    message: {r[f'last{job}Message']}")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "validate": cmd_validate,
+    "plan": cmd_plan,
+    "apply": cmd_apply,
+    "status": cmd_status,
+    "import": cmd_import,
+    "remove": cmd_remove,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    quiet_default = "warning" if args.command in ("validate", "plan", "status") else "info"
+    configure_logging(args.log_format or "console", args.log_level or quiet_default)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # last line of defence: a clear message, never a traceback
+        from reconciler.state.store import StateError
+
+        if isinstance(e, StateError | OSError):
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_ERROR
+        get_logger().error("internal.error", error_type=type(e).__name__)
+        print(f"error: internal error ({type(e).__name__}); re-run with --log-level debug and report it",
+              file=sys.stderr)
+        if os.environ.get("RECONCILER_DEBUG"):
+            raise
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

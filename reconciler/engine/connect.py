@@ -1,0 +1,50 @@
+"""Turn spec Connections into live sources and destinations (credentials resolved here)."""
+
+from __future__ import annotations
+
+from reconciler.destinations import registry
+from reconciler.destinations.base import ConnectionInfo, Destination, Target
+from reconciler.model import SecretValue
+from reconciler.sources.base import Source
+from reconciler.sources.errors import SourceError
+from reconciler.specs.credentials import CredentialError, resolve
+from reconciler.specs.model import Connection, CredentialRef, SecretSync
+
+
+class ConnectError(Exception):
+    """A connection cannot be used: missing credential, unknown app, bad settings."""
+
+
+def connection_info(conn: Connection) -> ConnectionInfo:
+    creds: dict[str, str | SecretValue] = {}
+    for field, raw in conn.credentials.items():
+        if isinstance(raw, CredentialRef):
+            try:
+                creds[field] = resolve(raw)
+            except CredentialError as e:
+                raise ConnectError(f"connection {conn.name}: credentials.{field}: {e}") from None
+        else:
+            creds[field] = raw
+    return ConnectionInfo(name=conn.name, app=conn.app, settings=conn.settings, method=conn.method,
+                          credentials=creds)
+
+
+def open_source(conn: Connection) -> Source:
+    if conn.app == "file":
+        from reconciler.sources.file import FileSource
+
+        if conn.path is None:
+            raise SourceError(f"connection {conn.name}: no path")
+        return FileSource(conn.path)
+    if conn.app == "kms":
+        raise SourceError(f"connection {conn.name}: the kms source is not available in this version")
+    raise SourceError(f"connection {conn.name}: app {conn.app!r} is not a source")
+
+
+def target(sync: SecretSync) -> Target:
+    return Target(sync=sync.name, environment=sync.environment,
+                  destination_config=sync.destination_config, sync_options=sync.sync_options)
+
+
+def open_destination(sync: SecretSync, conn: Connection) -> Destination:
+    return registry.build(sync.destination, target(sync), connection_info(conn))

@@ -1,0 +1,394 @@
+"""One reconcile of one sync: read source -> observe destination -> plan -> apply -> record.
+
+The engine decides which destination values are worth reading (only keys whose version
+moved since state recorded them), builds the pure planner's inputs, and records every
+write as it lands so an interrupted apply never loses track of what it wrote.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from reconciler.destinations.base import DesiredSpec, Destination
+from reconciler.destinations.errors import DestinationError
+from reconciler.engine.connect import ConnectError, open_destination, open_source
+from reconciler.logging import get_logger
+from reconciler.model import (
+    Action,
+    Change,
+    ChangeResult,
+    DesiredEntry,
+    InventoryEntry,
+    Lifecycle,
+    ObservedEntry,
+    Plan,
+    PlanIssue,
+    SecretValue,
+    SourceSecret,
+)
+from reconciler.planning.planner import PlanOptions, in_scope, plan, plan_import, plan_remove
+from reconciler.sources.base import Source
+from reconciler.sources.errors import SourceError
+from reconciler.specs.model import Connection, SecretSync, SpecSet
+from reconciler.state.store import StateStore
+
+DESTINATION_LABELS = {
+    "aws-secrets-manager": "AWS Secrets Manager",
+    "azure-key-vault": "Azure Key Vault",
+    "oci-vault": "OCI Vault",
+    "azure-devops": "Azure DevOps",
+    "windmill": "Windmill",
+}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Outcome:
+    """What happened to one sync in one command."""
+
+    sync: str
+    destination: str
+    plan: Plan | None = None
+    error: str | None = None
+    results: list[ChangeResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return (
+            self.error is not None
+            or any(not r.ok for r in self.results)
+            or (self.plan is not None and bool(self.plan.errors))
+        )
+
+
+@dataclass
+class _Context:
+    sync: SecretSync
+    source: Source
+    destination: Destination
+    inventory: dict[str, InventoryEntry]
+    target_id: str
+    first_sync: bool
+
+
+class Reconciler:
+    """Runs plan/apply/import/remove for syncs of one SpecSet against one state store."""
+
+    def __init__(self, specs: SpecSet, state: StateStore) -> None:
+        self.specs = specs
+        self.state = state
+        self.fp = state.fingerprinter
+
+    # -- shared preparation ------------------------------------------------------------------
+    def _connection(self, name: str) -> Connection:
+        conn = self.specs.connections.get(name)
+        if conn is None:
+            raise ConnectError(f"connection {name!r} is not defined (or its spec is invalid)")
+        return conn
+
+    def _target_id(self, sync: SecretSync) -> str:
+        conn = self._connection(sync.connection)
+        ident = {
+            "destination": sync.destination,
+            "connection": {k: v for k, v in conn.settings.items() if isinstance(v, str | int | bool)},
+            "config": dict(sync.destination_config),
+        }
+        return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def _context(self, sync: SecretSync) -> _Context:
+        source = open_source(self._connection(sync.source))
+        destination = open_destination(sync, self._connection(sync.connection))
+        status = self.state.status(sync.name)
+        target_id = self._target_id(sync)
+        inventory = self.state.inventory(sync.name) if status.target in (None, target_id) else {}
+        return _Context(sync, source, destination, inventory, target_id, status.lastSyncedAt is None)
+
+    def _options(self, ctx: _Context, *, source_empty: bool) -> PlanOptions:
+        scope = ctx.destination.scope()
+        caps = ctx.destination.capabilities
+        return PlanOptions(
+            sync=ctx.sync.name,
+            destination=ctx.sync.destination,
+            key_schema=scope.key_schema,
+            environment=scope.environment,
+            exact_scope=scope.exact,
+            disable_deletion=ctx.sync.disable_secret_deletion,
+            max_deletes=ctx.sync.reconcile.max_deletes,
+            drift=ctx.sync.reconcile.drift,
+            source_empty=source_empty,
+            allows_empty=caps.allows_empty,
+            max_value_bytes=caps.max_value_bytes,
+            destination_label=DESTINATION_LABELS.get(ctx.sync.destination, ctx.sync.destination),
+        )
+
+    def _desired(self, ctx: _Context, secrets: Sequence[SourceSecret]) -> tuple[dict[str, DesiredEntry], list[str]]:
+        specs, errors = ctx.destination.desired(secrets)
+        return {s.key: self._entry(s) for s in specs}, errors
+
+    def _entry(self, s: DesiredSpec) -> DesiredEntry:
+        return DesiredEntry(s.key, s.value, self.fp(s.value), s.properties, s.source_keys)
+
+    def _observe(
+        self, ctx: _Context, options: PlanOptions, wanted: Callable[[str], bool], *, force_read: bool = False
+    ) -> tuple[dict[str, ObservedEntry], dict[str, SecretValue]]:
+        """List the destination; read values only for wanted keys whose value state cannot
+        vouch for (version moved since our last write), or all wanted ones with force_read."""
+        listed = {e.key: e for e in ctx.destination.list_entries()}
+        to_read: list[str] = []
+        observed: dict[str, ObservedEntry] = {}
+        for key, entry in listed.items():
+            inv = ctx.inventory.get(key)
+            if (
+                entry.fingerprint is None
+                and inv is not None
+                and inv.fingerprint is not None
+                and entry.version is not None
+                and entry.version == inv.version
+            ):
+                entry = dataclasses.replace(entry, fingerprint=inv.fingerprint)
+            observed[key] = entry
+            if (
+                entry.lifecycle is Lifecycle.ACTIVE
+                and in_scope(key, options)
+                and wanted(key)
+                and (force_read or entry.fingerprint is None)
+            ):
+                to_read.append(key)
+        values = ctx.destination.read_values(to_read) if to_read else {}
+        for key, value in values.items():
+            observed[key] = dataclasses.replace(observed[key], fingerprint=self.fp(value))
+        return observed, values
+
+    # -- plan ----------------------------------------------------------------------------------
+    def _plan(self, ctx: _Context, *, import_priority: str | None = None) -> tuple[Plan, dict[str, DesiredEntry]]:
+        sync = ctx.sync
+        secrets = ctx.source.read(sync.environment, sync.secret_path)
+        desired, render_errors = self._desired(ctx, secrets)
+        options = self._options(ctx, source_empty=not secrets)
+        if import_priority is None and ctx.first_sync and sync.initial_sync_behavior != "overwrite-destination":
+            import_priority = sync.initial_sync_behavior.removeprefix("import-prioritize-")
+        importing = import_priority is not None
+        observed, values = self._observe(ctx, options, lambda k: importing or k in desired, force_read=importing)
+        import_changes: tuple[Change, ...] = ()
+        if importing and import_priority is not None:
+            in_scope_values = {k: v for k, v in values.items() if in_scope(k, options)}
+            importable = ctx.destination.importable(in_scope_values)
+            source_map = {s.key: s for s in secrets}
+            import_changes, merged = plan_import(source_map, importable, self.fp, import_priority)
+            desired, render_errors = self._desired(ctx, list(merged.values()))
+            options = dataclasses.replace(options, source_empty=not merged)
+        result = plan(desired, observed, ctx.inventory, options)
+        issues = tuple(PlanIssue(m) for m in render_errors) + result.issues
+        result = dataclasses.replace(result, changes=import_changes + result.changes, issues=issues)
+        self._observed = observed
+        return result, desired
+
+    def plan_sync(self, sync: SecretSync) -> Outcome:
+        out = Outcome(sync.name, sync.destination)
+        try:
+            ctx = self._context(sync)
+            try:
+                out.plan, _ = self._plan(ctx)
+            finally:
+                ctx.destination.close()
+        except (SourceError, DestinationError, ConnectError) as e:
+            out.error = str(e)
+        return out
+
+    # -- apply ---------------------------------------------------------------------------------
+    def apply_sync(self, sync: SecretSync, *, import_priority: str | None = None, job: str = "sync") -> Outcome:
+        out = Outcome(sync.name, sync.destination)
+        log = get_logger(sync=sync.name, destination=sync.destination, run_id=uuid.uuid4().hex[:12])
+        started = time.monotonic()
+        try:
+            ctx = self._context(sync)
+            try:
+                out.plan, desired = self._plan(ctx, import_priority=import_priority)
+                log.info("plan.computed", create=out.plan.count(Action.CREATE), update=out.plan.count(Action.UPDATE),
+                         delete=out.plan.count(Action.DELETE), restore=out.plan.count(Action.RESTORE),
+                         imports=out.plan.count(Action.IMPORT), unchanged=out.plan.unchanged)
+                for d in out.plan.drift:
+                    log.warning("drift.detected", key=d.key, reason=d.reason)
+                self._execute(ctx, out, desired, log)
+            finally:
+                ctx.destination.close()
+        except (SourceError, DestinationError, ConnectError) as e:
+            out.error = str(e)
+        self._record_status(sync, out, job, started, log)
+        return out
+
+    def _execute(self, ctx: _Context, out: Outcome, desired: Mapping[str, DesiredEntry], log: Any) -> None:
+        assert out.plan is not None
+        sync = ctx.sync
+        lg: Any = log
+        imports = [c for c in out.plan.changes if c.action is Action.IMPORT]
+        if imports:
+            # all-or-nothing into the source before the destination sees anything
+            ctx.source.write(sync.environment, sync.secret_path,
+                             {c.key: c.value for c in imports if c.value is not None})
+            out.results.extend(ChangeResult(c, True) for c in imports)
+            lg.info("import.applied", keys=len(imports))
+        changes = [c for c in out.plan.changes if c.action is not Action.IMPORT]
+        observed = self._observed
+        if ctx.target_id and self.state.status(sync.name).target not in (None, ctx.target_id):
+            self.state.drop_inventory(sync.name)
+
+        def on_result(r: ChangeResult) -> None:
+            out.results.append(r)
+            c = r.change
+            if not r.ok:
+                lg.error("change.failed", key=c.key, action=c.action.value, error=r.error)
+                return
+            lg.info("change.applied", key=c.key, action=c.action.value, reason=c.reason)
+            if c.action is Action.DELETE:
+                self.state.drop_inventory(sync.name, [c.key])
+                return
+            if c.action is Action.RESTORE:
+                return  # a restore writes no value: what state knew of the key still holds
+            d = desired.get(c.key)
+            props = d.properties if d else r.properties
+            fingerprint, version = c.fingerprint, r.version
+            if not c.value_changed:
+                # properties only: the value is what it was; keep withheld value drift visible
+                prev = observed.get(c.key)
+                old = ctx.inventory.get(c.key)
+                if prev is not None and prev.fingerprint == c.fingerprint:
+                    version = version or prev.version
+                elif old is not None:
+                    fingerprint, version = old.fingerprint, old.version
+                else:
+                    fingerprint, version = None, None
+            self.state.put_inventory(sync.name, {c.key: InventoryEntry(c.key, fingerprint, version, props)})
+
+        if changes:
+            ctx.destination.apply(changes, on_result)
+        self._adopt_unchanged(ctx, out, desired)
+
+    def _adopt_unchanged(self, ctx: _Context, out: Outcome, desired: Mapping[str, DesiredEntry]) -> None:
+        """Record in-sync keys so the next run trusts their version instead of re-reading."""
+        assert out.plan is not None
+        touched = {c.key for c in out.plan.changes} | {c.key for c in out.plan.drift}
+        fresh: dict[str, InventoryEntry] = {}
+        options = self._options(ctx, source_empty=False)
+        for key, d in desired.items():
+            o = self._observed.get(key)
+            if key in touched or o is None or o.lifecycle is not Lifecycle.ACTIVE:
+                continue
+            if not in_scope(key, options):
+                continue
+            if o.fingerprint != d.fingerprint or o.version is None:
+                continue
+            inv = ctx.inventory.get(key)
+            entry = InventoryEntry(key, d.fingerprint, o.version, d.properties)
+            if inv != entry:
+                fresh[key] = entry
+        stale = [k for k in ctx.inventory if k not in desired and k not in self._observed]
+        if fresh:
+            self.state.put_inventory(ctx.sync.name, fresh)
+        if stale:
+            self.state.drop_inventory(ctx.sync.name, stale)
+
+    #: the seeds' status fields per job: (status, message, job id, timestamp)
+    _STATUS_FIELDS = {
+        "sync": ("syncStatus", "lastSyncMessage", "lastSyncJobId", "lastSyncedAt"),
+        "import": ("importStatus", "lastImportMessage", "lastImportJobId", "lastImportedAt"),
+        "remove": ("removeStatus", "lastRemoveMessage", "lastRemoveJobId", "lastRemovedAt"),
+    }
+
+    def _record_status(self, sync: SecretSync, out: Outcome, job: str, started: float, log: Any) -> None:
+        """Write status only when something happened or changed: a no-op run writes nothing."""
+        lg: Any = log
+        status_f, message_f, job_f, at_f = self._STATUS_FIELDS[job]
+        message = self._message(out)
+        new_status = "failed" if out.failed else "succeeded"
+        previous = self.state.status(sync.name)
+        target = self._safe_target(sync)
+        changed = (
+            bool(out.results)
+            or new_status != getattr(previous, status_f)
+            or message != getattr(previous, message_f)
+            or previous.target != target
+            or (new_status == "succeeded" and getattr(previous, at_f) is None)
+        )
+        if changed:
+            fields: dict[str, str | None] = {
+                status_f: new_status,
+                message_f: message,
+                job_f: uuid.uuid4().hex[:12],
+                "destination": sync.destination,
+                "target": target,
+            }
+            if new_status == "succeeded":
+                fields[at_f] = now_iso()
+                if job != "sync" and previous.lastSyncedAt is None and out.plan is not None:
+                    fields["lastSyncedAt"] = fields[at_f]
+            self.state.update_status(sync.name, **fields)
+        elapsed = round(time.monotonic() - started, 3)
+        if out.failed:
+            lg.error(f"{job}.failed", message=message, seconds=elapsed)
+        else:
+            lg.info(f"{job}.succeeded", changes=len(out.results), seconds=elapsed)
+
+    def _safe_target(self, sync: SecretSync) -> str | None:
+        try:
+            return self._target_id(sync)
+        except ConnectError:
+            return None
+
+    @staticmethod
+    def _message(out: Outcome) -> str | None:
+        if out.error:
+            return out.error
+        parts = [f"{r.change.key}: {r.error}" for r in out.results if not r.ok]
+        if out.plan is not None:
+            parts += [f"{i.key + ': ' if i.key else ''}{i.message}" for i in out.plan.errors]
+        return "; ".join(parts)[:1024] if parts else None
+
+    # -- import / remove -----------------------------------------------------------------------
+    def import_sync(self, sync: SecretSync, priority: str) -> Outcome:
+        """The seeds' "import secrets" action: destination -> source, then a normal sync."""
+        return self.apply_sync(sync, import_priority=priority, job="import")
+
+    def remove_sync(self, sync: SecretSync) -> Outcome:
+        """The seeds' "remove secrets" action: delete what this sync put at the destination."""
+        out = Outcome(sync.name, sync.destination)
+        log = get_logger(sync=sync.name, destination=sync.destination, run_id=uuid.uuid4().hex[:12])
+        started = time.monotonic()
+        try:
+            ctx = self._context(sync)
+            try:
+                secrets = ctx.source.read(sync.environment, sync.secret_path)
+                desired, _ = self._desired(ctx, secrets)
+                options = self._options(ctx, source_empty=not secrets)
+                observed, _ = self._observe(ctx, options, lambda _k: False)
+                self._observed = observed
+                out.plan = plan_remove(desired, observed, options)
+                lg: Any = log
+
+                def on_result(r: ChangeResult) -> None:
+                    out.results.append(r)
+                    if r.ok:
+                        self.state.drop_inventory(sync.name, [r.change.key])
+                        lg.info("change.applied", key=r.change.key, action="delete")
+                    else:
+                        lg.error("change.failed", key=r.change.key, action="delete", error=r.error)
+
+                if out.plan.changes:
+                    ctx.destination.apply(list(out.plan.changes), on_result)
+            finally:
+                ctx.destination.close()
+        except (SourceError, DestinationError, ConnectError) as e:
+            out.error = str(e)
+        self._record_status(sync, out, "remove", started, log)
+        return out

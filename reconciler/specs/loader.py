@@ -1,0 +1,268 @@
+"""Load a spec directory into frozen models. Bad input never raises; it becomes diagnostics.
+
+Every document stands alone: one broken file (or document) costs only the syncs defined
+in it, plus the syncs that reference a broken Connection. Order: YAML with line marks ->
+JSON Schema (all errors) -> semantic rules -> models -> overlap check across syncs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from reconciler.specs import credentials, rules, schema, scopes, values, yamlload
+from reconciler.specs.model import (
+    Connection,
+    CredentialRef,
+    Diagnostic,
+    Location,
+    ReconcileOptions,
+    SecretSync,
+    SpecSet,
+)
+from reconciler.specs.yamlload import Document
+
+#: apps that work without a credentials block (the SDK's default chain)
+DEFAULT_METHOD: Mapping[str, str] = MappingProxyType({"aws": "default", "azure-key-vault": "default"})
+#: settings that are file paths, resolved against the spec file's directory
+PATH_SETTINGS = ("caBundle",)
+_NOT_SETTINGS = frozenset({"kind", "name", "app", "description", "credentials"})
+
+
+@dataclass
+class _Entry:
+    doc: Document
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def _str(self, key: str) -> str | None:
+        data = self.doc.data
+        value = data.get(key) if isinstance(data, dict) else None
+        return value if isinstance(value, str) else None
+
+    @property
+    def kind(self) -> str | None:
+        return self._str("kind")
+
+    @property
+    def name(self) -> str | None:
+        return self._str("name")
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)
+
+
+def load(directory: Path) -> SpecSet:
+    """Every spec under ``directory``: valid syncs and connections, and all diagnostics."""
+    root = Path(directory)
+    docs, diagnostics = yamlload.load_dir(root)
+    docs, diagnostics = _without_source_files(docs, diagnostics)
+    if not docs and not diagnostics:
+        diagnostics.append(Diagnostic(root, 0, "$", "no spec documents found (*.yaml, *.yml)", "warning"))
+    entries = [_Entry(doc, schema.validate(doc)) for doc in docs]
+    named = [e for e in entries if e.name is not None]
+    conn_entries = [e for e in named if e.kind == "Connection"]
+    sync_entries = [e for e in named if e.kind == "SecretSync"]
+    dup_conns = _mark_duplicates(conn_entries, "Connection")
+    dup_syncs = _mark_duplicates(sync_entries, "SecretSync")
+
+    connections: dict[str, Connection] = {}
+    for e in conn_entries:
+        if e.ok and e.name not in dup_conns:
+            conn, found = _connection(e.doc)
+            e.diagnostics += found
+            connections[conn.name] = conn
+    index = {e.name: _ref(e, e.name in dup_conns) for e in conn_entries if e.name is not None}
+
+    syncs: dict[str, SecretSync] = {}
+    by_name: dict[str, _Entry] = {}
+    for e in sync_entries:  # rules run on broken documents too: every problem in one pass
+        found = rules.connection(e.doc, index)
+        src_found, src = rules.source(e.doc, index)
+        found += src_found
+        if src is not None:
+            found += rules.source_fit(e.doc, src)
+        found += rules.sync_fields(e.doc)
+        e.diagnostics += found
+        if e.ok and src is not None and e.name not in dup_syncs:
+            sync = _sync(e.doc, src.name)
+            syncs[sync.name], by_name[sync.name] = sync, e
+
+    for a, b in scopes.find_overlaps(syncs, connections):
+        by_name[a].diagnostics.append(_overlap(by_name[a], by_name[b], syncs[a], syncs[b]))
+        by_name[b].diagnostics.append(_overlap(by_name[b], by_name[a], syncs[b], syncs[a]))
+    for name, e in by_name.items():
+        if not e.ok:
+            del syncs[name]
+
+    invalid: dict[str, list[Diagnostic]] = {}
+    for e in sync_entries:
+        if e.name is not None and e.name not in syncs:
+            invalid.setdefault(e.name, []).extend(d for d in e.diagnostics if d.severity == "error")
+    for e in entries:
+        diagnostics.extend(e.diagnostics)
+    diagnostics.sort(key=_order)
+    return SpecSet(
+        root=root,
+        syncs=MappingProxyType(dict(sorted(syncs.items()))),
+        connections=MappingProxyType(dict(sorted(connections.items()))),
+        diagnostics=tuple(diagnostics),
+        invalid_syncs=MappingProxyType({k: tuple(sorted(v, key=_order)) for k, v in sorted(invalid.items())}),
+    )
+
+
+def _order(d: Diagnostic) -> tuple[str, int, str, str]:
+    return (str(d.file), d.line, d.path, d.message)
+
+
+def _without_source_files(
+    docs: list[Document], diagnostics: list[Diagnostic]
+) -> tuple[list[Document], list[Diagnostic]]:
+    """A file source's secrets file may live among the specs: it is data, not a spec."""
+    secret_files: set[str] = set()
+    for d in docs:
+        data = d.data
+        if (isinstance(data, dict) and data.get("kind") == "Connection" and data.get("app") == "file"
+                and isinstance(data.get("path"), str) and "\0" not in data["path"]):
+            secret_files.add(os.path.realpath(credentials.absolute(data["path"], d.file.parent)))
+    has_spec = {os.path.realpath(d.file) for d in docs
+                if isinstance(d.data, dict) and d.data.get("kind") in schema.KINDS}
+    skip = secret_files - has_spec
+    return (
+        [d for d in docs if os.path.realpath(d.file) not in skip],
+        [g for g in diagnostics if os.path.realpath(g.file) not in skip],
+    )
+
+
+def _mark_duplicates(entries: Sequence[_Entry], kind: str) -> set[str]:
+    """Names defined more than once; neither definition is used (which one was meant?)."""
+    dups: set[str] = set()
+    for e, found in zip(entries, rules.unique_names([e.doc for e in entries], kind), strict=True):
+        e.diagnostics += found
+        if found and e.name is not None:
+            dups.add(e.name)
+    return dups
+
+
+def _ref(e: _Entry, duplicate: bool) -> rules.ConnectionRef:
+    app = e.doc.data.get("app")
+    writable = e.doc.data.get("writable")
+    return rules.ConnectionRef(
+        name=str(e.name),
+        app=app if isinstance(app, str) else None,
+        ok=e.ok and not duplicate,
+        where=f"{e.doc.file}:{e.doc.line(('name',))}",
+        duplicate=duplicate,
+        writable=writable if isinstance(writable, bool) else None,
+    )
+
+
+def _connection(doc: Document) -> tuple[Connection, list[Diagnostic]]:
+    data: Mapping[str, Any] = doc.data
+    base = doc.file.parent
+    app = data["app"]
+    found: list[Diagnostic] = []
+    settings = {k: v for k, v in data.items() if k not in _NOT_SETTINGS}
+    for key in PATH_SETTINGS:
+        if isinstance(settings.get(key), str):
+            settings[key] = credentials.absolute(settings[key], base)
+    raw = data.get("credentials") or {}
+    creds: dict[str, str | CredentialRef] = {}
+    for key, value in raw.items():
+        if key == "method":
+            continue
+        if credentials.is_ref(value):
+            creds[key] = credentials.parse_ref(value, base)
+        elif key == "file":  # the OCI config file: a path, not a secret
+            creds[key] = credentials.absolute(str(value), base)
+        else:
+            creds[key] = str(value)
+    path: Path | None = None
+    if app == "file":
+        path = Path(credentials.absolute(data["path"], base))
+        if not path.is_file():
+            found.append(doc.diagnostic(("path",), f"secrets file {path} does not exist", "warning"))
+    conn = Connection(
+        name=data["name"],
+        app=app,
+        location=Location(doc.file, doc.line(("name",))),
+        settings=_freeze(settings),
+        method=raw.get("method") or DEFAULT_METHOD.get(app),
+        credentials=MappingProxyType(creds),
+        path=path,
+        description=data.get("description", ""),
+    )
+    return conn, found
+
+
+def _sync(doc: Document, source: str) -> SecretSync:
+    data: Mapping[str, Any] = doc.data
+    dest = data["destination"]
+    opts = dict(data.get("syncOptions") or {})
+    opts.setdefault("initialSyncBehavior", "overwrite-destination")
+    opts.setdefault("disableSecretDeletion", False)
+    cfg = dict(data["destinationConfig"])
+    if dest == "aws-secrets-manager":
+        opts.setdefault("recoveryWindowInDays", 30)
+        opts.setdefault("syncSecretMetadataAsTags", False)
+    if dest == "azure-key-vault":
+        cfg.setdefault("mappingBehavior", "one-to-one")
+    return SecretSync(
+        name=data["name"],
+        location=Location(doc.file, doc.line(("name",))),
+        destination=dest,
+        connection=data["connection"],
+        source=source,
+        environment=data["environment"],
+        secret_path=values.normalise_secret_path(data["secretPath"]),
+        destination_config=_freeze(cfg),
+        sync_options=_freeze(opts),
+        description=data.get("description", ""),
+        project_id=data.get("projectId"),
+        is_enabled=data.get("isEnabled", True),
+        is_auto_sync_enabled=data.get("isAutoSyncEnabled", True),
+        reconcile=reconcile_options(data.get("reconcile") or {}),
+    )
+
+
+def reconcile_options(rec: Mapping[str, Any]) -> ReconcileOptions:
+    """The ``reconcile`` block, durations in seconds (input already schema-valid)."""
+    default = ReconcileOptions()
+    interval, retry = rec.get("interval"), rec.get("retryInterval")
+    return ReconcileOptions(
+        interval_seconds=values.parse_duration(interval) if interval else default.interval_seconds,
+        retry_interval_seconds=values.parse_duration(retry) if retry else default.retry_interval_seconds,
+        suspend=rec.get("suspend", default.suspend),
+        drift=rec.get("drift", default.drift),
+        max_deletes=values.parse_max_deletes(rec["maxDeletes"]) if "maxDeletes" in rec else None,
+    )
+
+
+def _overlap(e: _Entry, other: _Entry, sync: SecretSync, other_sync: SecretSync) -> Diagnostic:
+    opts, cfg = e.doc.data.get("syncOptions") or {}, e.doc.data["destinationConfig"]
+    if "keySchema" in opts:
+        path: tuple[str, ...] = ("syncOptions", "keySchema")
+        why = ""
+    elif "secretName" in cfg:
+        path, why = ("destinationConfig", "secretName"), ""
+    else:
+        path, why = ("destinationConfig",), " (this sync has no keySchema, so it owns every key there)"
+    where = f"{other.doc.file}:{other.doc.line(('name',))}"
+    return e.doc.diagnostic(
+        path,
+        f"key scope overlaps sync '{other_sync.name}' ({where}) on {scopes.describe_target(sync)}{why}: "
+        "both would claim the same keys and delete each other's secrets; "
+        "give them non-overlapping keySchemas",
+    )
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value

@@ -1,0 +1,219 @@
+"""Semantic rules JSON Schema cannot express: references, uniqueness, rendered names.
+
+Each rule returns Diagnostics pointing at the field to fix. Rules also run on documents
+that failed the schema, so one pass shows every problem; a field of the wrong shape is
+skipped here (the schema already reported it). Pure: no files, network or credentials.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from reconciler import keyschema
+from reconciler.specs import values
+from reconciler.specs.model import APP_FOR_DESTINATION, SOURCE_APPS, Diagnostic
+from reconciler.specs.yamlload import Document
+
+AWS_NAME: Final = re.compile(r"^[A-Za-z0-9/_+=.@-]+\Z")
+AWS_NAME_MAX: Final = 512
+#: the ARN of a secret ends in "-" + 6 random characters; a name ending like that confuses lookups
+AWS_ARN_LOOKALIKE: Final = re.compile(r"-[A-Za-z0-9]{6}\Z")
+RESERVED_TAGS: Final = ("managed-by", "reconciler-sync")
+MIN_INTERVAL: Final = 1.0
+IMPORTS: Final = ("import-prioritize-source", "import-prioritize-destination")
+
+
+def _map(data: Any, key: str) -> Mapping[str, Any]:
+    value = data.get(key) if isinstance(data, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
+def _str(data: Any, key: str) -> str | None:
+    value = data.get(key) if isinstance(data, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class ConnectionRef:
+    """What rules need to know about a Connection document, valid or not."""
+
+    name: str
+    app: str | None
+    ok: bool
+    where: str  # file:line, for messages
+    duplicate: bool = False
+    writable: bool | None = None
+
+
+def unique_names(docs: Sequence[Document], kind: str) -> list[list[Diagnostic]]:
+    """A name defined twice is an error at every definition. Result is parallel to ``docs``."""
+    seen: dict[str, list[Document]] = {}
+    for doc in docs:
+        seen.setdefault(doc.data["name"], []).append(doc)
+    out: list[list[Diagnostic]] = []
+    for doc in docs:
+        name = doc.data["name"]
+        others = [o for o in seen[name] if o is not doc]
+        where = ", ".join(f"{o.file}:{o.line(('name',))}" for o in others)
+        out.append([doc.diagnostic(("name",), f"duplicate {kind} name '{name}' (also defined at {where})")]
+                   if others else [])
+    return out
+
+
+def _names(refs: Sequence[ConnectionRef]) -> str:
+    return ", ".join(sorted({r.name for r in refs})) or "none"
+
+
+def connection(doc: Document, index: Mapping[str, ConnectionRef]) -> list[Diagnostic]:
+    """``connection`` names a valid Connection whose app serves the destination."""
+    name, dest = _str(doc.data, "connection"), _str(doc.data, "destination")
+    if name is None:
+        return []
+    need = APP_FOR_DESTINATION.get(dest or "")
+    ref = index.get(name)
+    if ref is None:
+        fitting = [r for r in index.values() if need is None or r.app == need]
+        which = f"with app '{need}'" if need else "defined"
+        return [doc.diagnostic(("connection",), f"connection '{name}' is not defined "
+                               f"(connections {which}: {_names(fitting)})")]
+    if ref.duplicate:
+        return [doc.diagnostic(("connection",), f"connection '{name}' is defined more than once")]
+    if need is not None and ref.app is not None and ref.app != need:
+        return [doc.diagnostic(("connection",), f"connection '{name}' has app '{ref.app}', but destination "
+                               f"'{dest}' needs a connection with app '{need}'")]
+    if not ref.ok:
+        return [doc.diagnostic(("connection",), f"connection '{name}' is invalid (see {ref.where})")]
+    return []
+
+
+def source(
+    doc: Document, index: Mapping[str, ConnectionRef]
+) -> tuple[list[Diagnostic], ConnectionRef | None]:
+    """The sync's source Connection: named, or the only kms/file Connection when not named."""
+    data = doc.data
+    if "source" in data:
+        name = _str(data, "source")
+        if name is None:
+            return [], None
+        ref = index.get(name)
+        if ref is None:
+            candidates = [r for r in index.values() if r.app in SOURCE_APPS]
+            return [doc.diagnostic(("source",), f"source '{name}' is not defined "
+                                   f"(source connections: {_names(candidates)})")], None
+        if ref.duplicate:
+            return [doc.diagnostic(("source",), f"source '{name}' is defined more than once")], None
+        if ref.app is not None and ref.app not in SOURCE_APPS:
+            return [doc.diagnostic(("source",), f"source '{name}' has app '{ref.app}'; a source must be a "
+                                   f"Connection with app {' or '.join(SOURCE_APPS)}")], None
+        if not ref.ok:
+            return [doc.diagnostic(("source",), f"source '{name}' is invalid (see {ref.where})")], None
+        return [], ref
+    candidates = [r for r in index.values() if r.app in SOURCE_APPS]
+    if not candidates:
+        return [doc.diagnostic(("source",), "no source: define a Connection with app kms or file")], None
+    if len(candidates) > 1:
+        return [doc.diagnostic(("source",), "source is required when several source connections exist "
+                               f"(candidates: {_names(candidates)})")], None
+    only = candidates[0]
+    if not only.ok or only.duplicate:
+        return [doc.diagnostic(("source",), f"the only source connection '{only.name}' is invalid "
+                               f"(see {only.where})")], None
+    return [], only
+
+
+def source_fit(doc: Document, src: ConnectionRef) -> list[Diagnostic]:
+    """projectId for kms; import behaviours need a source that accepts writes."""
+    data = doc.data
+    out: list[Diagnostic] = []
+    if src.app == "kms" and not data.get("projectId"):
+        out.append(doc.diagnostic(("projectId",), f"projectId is required for a kms source ('{src.name}')"))
+    if src.app == "file" and "projectId" in data:
+        out.append(doc.diagnostic(("projectId",), f"projectId is ignored for a file source ('{src.name}')",
+                                  "warning"))
+    behaviour = _map(data, "syncOptions").get("initialSyncBehavior")
+    if behaviour in IMPORTS and src.writable is False:
+        out.append(doc.diagnostic(("syncOptions", "initialSyncBehavior"),
+                                  f"{behaviour} writes into the source, "
+                                  f"but source '{src.name}' has writable: false"))
+    return out
+
+
+def sync_fields(doc: Document) -> list[Diagnostic]:
+    """Field rules for one SecretSync: keySchema, destination name rules, AWS extras, reconcile."""
+    out: list[Diagnostic] = []
+    ks = _str(_map(doc.data, "syncOptions"), "keySchema")
+    if ks is not None:
+        out += [doc.diagnostic(("syncOptions", "keySchema"), m) for m in keyschema.validate(ks)]
+        out += _key_schema_for(doc, ks)
+    if doc.data.get("destination") == "aws-secrets-manager":
+        out += _aws(doc)
+    out += _reconcile(doc)
+    return out
+
+
+def _key_schema_for(doc: Document, ks: str) -> list[Diagnostic]:
+    """Literal parts the destination's names cannot hold."""
+    dest = doc.data.get("destination")
+    if "/" in ks and dest in ("azure-key-vault", "oci-vault"):
+        allowed = ("letters, digits and '-' ('_' is written as '-')" if dest == "azure-key-vault"
+                   else "letters, digits, '-', '_' and '.'")
+        return [doc.diagnostic(("syncOptions", "keySchema"),
+                               f"{dest} secret names cannot contain '/': they may only hold {allowed}")]
+    return []
+
+
+def _aws(doc: Document) -> list[Diagnostic]:
+    cfg, opts = _map(doc.data, "destinationConfig"), _map(doc.data, "syncOptions")
+    out: list[Diagnostic] = []
+    many = cfg.get("mappingBehavior") == "many-to-one"
+    if many and opts.get("syncSecretMetadataAsTags"):
+        out.append(doc.diagnostic(("syncOptions", "syncSecretMetadataAsTags"),
+                                  "syncSecretMetadataAsTags cannot be used with mappingBehavior many-to-one "
+                                  "(one secret holds many keys, each with its own metadata)"))
+    first: dict[str, int] = {}
+    tags = opts.get("tags")
+    for i, tag in enumerate(tags if isinstance(tags, list) else []):
+        key = _str(tag, "key")
+        if key is None:
+            continue
+        if key in first:
+            out.append(doc.diagnostic(("syncOptions", "tags", i, "key"),
+                                      f"duplicate tag key '{key}' (also tags[{first[key]}])"))
+        first.setdefault(key, i)
+        if key in RESERVED_TAGS:
+            out.append(doc.diagnostic(("syncOptions", "tags", i, "key"),
+                                      f"tag key '{key}' is reserved for reconciler's ownership markers"))
+    env, ks = _str(doc.data, "environment") or "", _str(opts, "keySchema")
+    if ks is not None and keyschema.validate(ks):
+        return out  # reported as a keySchema problem; renderings would only repeat it
+    secret_name = _str(cfg, "secretName")
+    if many and secret_name and AWS_NAME.match(secret_name):
+        name = keyschema.render(ks, secret_name, env)
+        if len(name) > AWS_NAME_MAX or not AWS_NAME.match(name):
+            out.append(doc.diagnostic(("destinationConfig", "secretName"),
+                                      f"secret name rendered through keySchema ('{name[:80]}') must be "
+                                      f"at most {AWS_NAME_MAX} characters of letters, digits and /_+=.@-"))
+        elif AWS_ARN_LOOKALIKE.search(name):
+            out.append(doc.diagnostic(("destinationConfig", "secretName"),
+                                      f"secret name '{name}' ends in '-' and six characters, which AWS "
+                                      "advises against (it looks like an ARN suffix)", "warning"))
+    elif ks and len(keyschema.render(ks, "", env)) >= AWS_NAME_MAX:
+        out.append(doc.diagnostic(("syncOptions", "keySchema"),
+                                  f"keySchema leaves no room for the key in AWS's {AWS_NAME_MAX} characters"))
+    return out
+
+
+def _reconcile(doc: Document) -> list[Diagnostic]:
+    rec = _map(doc.data, "reconcile")
+    out: list[Diagnostic] = []
+    for field in ("interval", "retryInterval"):
+        try:
+            too_short = values.parse_duration(rec[field]) < MIN_INTERVAL
+        except (KeyError, ValueError):
+            continue  # absent, or malformed (the schema says so)
+        if too_short:
+            out.append(doc.diagnostic(("reconcile", field), f"{field} must be at least 1s"))
+    return out

@@ -1,0 +1,256 @@
+"""Spec YAML with line marks, so every finding can say ``file:line: $.json.path``.
+
+PyYAML builds plain data and forgets where it came from. We compose each document's node
+graph first, record the line of every mapping key, value and sequence item by JSON path,
+and only then construct the data. Duplicate keys are refused (PyYAML silently keeps the
+last one, which hides a typo'd override) and so are non-string keys (``on:``/``yes:`` are
+booleans in YAML 1.1).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from reconciler.specs.model import Diagnostic
+
+PathElem = str | int
+JsonPath = tuple[PathElem, ...]
+
+SUFFIXES = (".yaml", ".yml")
+MERGE_TAG = "tag:yaml.org,2002:merge"
+#: aliases can make a small document expand enormously ("billion laughs"); specs are small
+MAX_NODES = 100_000
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def json_path(path: Sequence[PathElem]) -> str:
+    """``("tags", 1, "key")`` -> ``$.tags[1].key``; odd keys are quoted: ``$['a b']``."""
+    out = "$"
+    for p in path:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif _PLAIN_KEY.match(p):
+            out += f".{p}"
+        else:
+            out += "['" + p.replace("\\", "\\\\").replace("'", "\\'") + "']"
+    return out
+
+
+@dataclass(frozen=True)
+class Marks:
+    """1-based lines of a document's parts, by JSON path."""
+
+    start: int
+    keys: Mapping[JsonPath, int] = field(default_factory=lambda: MappingProxyType({}))
+    values: Mapping[JsonPath, int] = field(default_factory=lambda: MappingProxyType({}))
+
+    def line(self, path: Sequence[PathElem]) -> int:
+        """Line of the key (or item) at ``path``, else of its nearest recorded ancestor."""
+        p = tuple(path)
+        while p:
+            if p in self.keys:
+                return self.keys[p]
+            p = p[:-1]
+        return self.start
+
+    def value_line(self, path: Sequence[PathElem]) -> int:
+        p = tuple(path)
+        return self.values.get(p, self.line(p))
+
+
+@dataclass(frozen=True)
+class Document:
+    """One YAML document of a spec file, its data and where each part of it is."""
+
+    file: Path
+    index: int  # position in the file, 0-based, empty documents included
+    data: Any
+    marks: Marks
+
+    def line(self, path: Sequence[PathElem]) -> int:
+        return self.marks.line(path)
+
+    def diagnostic(self, path: Sequence[PathElem], message: str, severity: str = "error") -> Diagnostic:
+        return Diagnostic(self.file, self.line(path), json_path(path), message, severity)
+
+
+class MarkedLoader(yaml.SafeLoader):
+    """A SafeLoader that yields each document with the line of every key, value and item."""
+
+    def documents(self, file: Path) -> Iterator[Document | Diagnostic]:
+        """Documents in order; a broken one gives a Diagnostic instead. Empty ones are skipped."""
+        index = 0
+        try:
+            while self.check_node():
+                node = self.get_node()
+                index += 1
+                if node is None:
+                    continue
+                yield from self._document(file, index - 1, node)
+        except yaml.MarkedYAMLError as e:
+            yield _yaml_diagnostic(file, e)
+        except yaml.YAMLError as e:  # pragma: no cover - reader errors without a mark
+            yield Diagnostic(file, 1, "$", f"invalid YAML: {type(e).__name__}")
+
+    def _document(self, file: Path, index: int, node: Node) -> Iterator[Document | Diagnostic]:
+        keys: dict[JsonPath, int] = {}
+        values: dict[JsonPath, int] = {}
+        problems: list[Diagnostic] = []
+        start = node.start_mark.line + 1
+        try:
+            self._walk(node, (), keys, values, problems, file, set(), [0])
+            data = self.construct_document(node)
+        except yaml.MarkedYAMLError as e:
+            self.constructed_objects = {}
+            yield _yaml_diagnostic(file, e)
+            return
+        if problems:
+            yield from problems
+            return
+        if data is None:
+            return
+        yield Document(file, index, data, Marks(start, MappingProxyType(keys), MappingProxyType(values)))
+
+    def _walk(
+        self,
+        node: Node,
+        path: JsonPath,
+        keys: dict[JsonPath, int],
+        values: dict[JsonPath, int],
+        problems: list[Diagnostic],
+        file: Path,
+        stack: set[int],
+        count: list[int],
+    ) -> None:
+        count[0] += 1
+        if count[0] > MAX_NODES:
+            if count[0] == MAX_NODES + 1:
+                problems.append(Diagnostic(file, node.start_mark.line + 1, json_path(path),
+                                           "document too large (too many nodes or aliases)"))
+            return
+        if id(node) in stack:  # a recursive alias: construct() handles it, we need not descend
+            return
+        stack.add(id(node))
+        try:
+            if isinstance(node, MappingNode):
+                self._walk_mapping(node, path, keys, values, problems, file, stack, count)
+            elif isinstance(node, SequenceNode):
+                for i, item in enumerate(node.value):
+                    keys[(*path, i)] = values[(*path, i)] = item.start_mark.line + 1
+                    self._walk(item, (*path, i), keys, values, problems, file, stack, count)
+        finally:
+            stack.discard(id(node))
+
+    def _walk_mapping(
+        self,
+        node: MappingNode,
+        path: JsonPath,
+        keys: dict[JsonPath, int],
+        values: dict[JsonPath, int],
+        problems: list[Diagnostic],
+        file: Path,
+        stack: set[int],
+        count: list[int],
+    ) -> None:
+        seen: dict[str, int] = {}
+        merged: list[Node] = []
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if key_node.tag == MERGE_TAG:
+                merged.extend(value_node.value if isinstance(value_node, SequenceNode) else [value_node])
+                continue
+            key = self.construct_object(key_node, deep=True) if isinstance(key_node, ScalarNode) else None
+            if not isinstance(key, str):
+                shown = f" {key_node.value!r}" if isinstance(key_node, ScalarNode) else ""
+                problems.append(Diagnostic(file, line, json_path(path),
+                                           f"mapping key{shown} is not a string (quote it)"))
+                continue
+            if key in seen:
+                problems.append(Diagnostic(file, line, json_path((*path, key)),
+                                           f"duplicate key '{key}' (first at line {seen[key]})"))
+                continue
+            seen[key] = line
+            keys[(*path, key)] = line
+            values[(*path, key)] = value_node.start_mark.line + 1
+            self._walk(value_node, (*path, key), keys, values, problems, file, stack, count)
+        for source in merged:  # '<<: *base' entries; explicit keys win, as in construction
+            if isinstance(source, MappingNode):
+                sub_keys: dict[JsonPath, int] = {}
+                sub_values: dict[JsonPath, int] = {}
+                self._walk_mapping(source, path, sub_keys, sub_values, problems, file, stack, count)
+                for p, n in sub_keys.items():
+                    keys.setdefault(p, n)
+                for p, n in sub_values.items():
+                    values.setdefault(p, n)
+
+
+def _yaml_diagnostic(file: Path, e: yaml.MarkedYAMLError) -> Diagnostic:
+    """PyYAML's problem, never its snippet: the snippet would echo the line (maybe a secret)."""
+    mark = e.problem_mark or e.context_mark
+    line = mark.line + 1 if mark is not None else 1
+    problem_line = line - 1
+    message = e.problem or "syntax error"
+    if e.context:
+        message = f"{message} ({e.context}"
+        if e.context_mark is not None and e.problem_mark is not None and e.context_mark.line != problem_line:
+            message += f" at line {e.context_mark.line + 1}"
+        message += ")"
+    return Diagnostic(file, line, "$", f"invalid YAML: {message}")
+
+
+def load_text(text: str, file: Path) -> tuple[list[Document], list[Diagnostic]]:
+    docs: list[Document] = []
+    diags: list[Diagnostic] = []
+    loader = MarkedLoader(text)
+    try:
+        for item in loader.documents(file):
+            (docs if isinstance(item, Document) else diags).append(item)  # type: ignore[arg-type]
+    finally:
+        loader.dispose()
+    return docs, diags
+
+
+def load_file(file: Path) -> tuple[list[Document], list[Diagnostic]]:
+    """Documents of one file; an unreadable or non-UTF-8 file is one diagnostic."""
+    try:
+        raw = file.read_bytes()
+    except OSError as e:
+        return [], [Diagnostic(file, 1, "$", f"cannot read spec file: {e.strerror or type(e).__name__}")]
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return [], [Diagnostic(file, 1, "$", "spec file is not UTF-8 text")]
+    return load_text(text, file)
+
+
+def spec_files(directory: Path) -> list[Path]:
+    """``*.yaml``/``*.yml`` below ``directory``, sorted; hidden files and directories skipped."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and name.endswith(SUFFIXES):
+                found.append(Path(root) / name)
+    return sorted(found)
+
+
+def load_dir(directory: Path) -> tuple[list[Document], list[Diagnostic]]:
+    if not directory.is_dir():
+        what = "does not exist" if not directory.exists() else "is not a directory"
+        return [], [Diagnostic(directory, 0, "$", f"spec directory {what}")]
+    docs: list[Document] = []
+    diags: list[Diagnostic] = []
+    for file in spec_files(directory):
+        d, g = load_file(file)
+        docs.extend(d)
+        diags.extend(g)
+    return docs, diags

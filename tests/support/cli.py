@@ -1,0 +1,119 @@
+"""Drive the CLI in-process, as a user would, capturing everything it prints."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from reconciler.cli import main
+from tests.support.canary import find_leaks
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def __str__(self) -> str:
+        return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
+
+
+class Workspace:
+    """A spec directory, a file source and a state directory in a temp dir.
+
+    Every run's output is kept so a test can scan the whole session for canaries.
+    """
+
+    def __init__(self, root: Path, aws_endpoint: str) -> None:
+        self.root = root
+        self.specs = root / "specs"
+        self.specs.mkdir()
+        self.state = root / "state"
+        self.secrets_file = root / "secrets.yaml"
+        self.aws_endpoint = aws_endpoint
+        self.outputs: list[str] = []
+        self.write_connections()
+        self.set_secrets({})
+
+    def write_connections(self) -> None:
+        self.write_spec(
+            "connections.yaml",
+            [
+                {"kind": "Connection", "name": "local", "app": "file", "path": "../secrets.yaml"},
+                {
+                    "kind": "Connection",
+                    "name": "aws",
+                    "app": "aws",
+                    "endpoint": self.aws_endpoint,
+                    "region": "us-east-1",
+                    "credentials": {
+                        "method": "access-key",
+                        "accessKeyId": {"env": "AWS_ACCESS_KEY_ID"},
+                        "secretAccessKey": {"env": "AWS_SECRET_ACCESS_KEY"},
+                    },
+                },
+            ],
+        )
+
+    def write_spec(self, name: str, docs: list[dict[str, object]]) -> Path:
+        p = self.specs / name
+        p.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+        return p
+
+    def sync(self, name: str = "app", **overrides: object) -> dict[str, object]:
+        doc: dict[str, object] = {
+            "kind": "SecretSync",
+            "name": name,
+            "source": "local",
+            "environment": "dev",
+            "secretPath": "/app",
+            "destination": "aws-secrets-manager",
+            "connection": "aws",
+            "destinationConfig": {"region": "us-east-1", "mappingBehavior": "one-to-one"},
+            "syncOptions": {"initialSyncBehavior": "overwrite-destination", "keySchema": "app/{{secretKey}}"},
+        }
+        for k, v in overrides.items():
+            if isinstance(v, dict) and isinstance(doc.get(k), dict):
+                merged = dict(doc[k])  # type: ignore[arg-type]
+                merged.update(v)
+                doc[k] = merged
+            else:
+                doc[k] = v
+        return doc
+
+    def set_secrets(self, secrets: dict[str, object], environment: str = "dev", path: str = "/app") -> None:
+        data = yaml.safe_load(self.secrets_file.read_text()) if self.secrets_file.exists() else None
+        data = data or {}
+        data.setdefault(environment, {})[path] = secrets
+        self.secrets_file.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    def run(self, *args: str) -> Result:
+        out, err = io.StringIO(), io.StringIO()
+        argv = list(args)
+        if argv and argv[0] in ("plan", "apply", "validate", "import", "remove"):
+            argv = [*argv, "--state-dir", str(self.state)]
+            if argv[0] in ("plan", "apply", "validate") and not any(a == str(self.specs) for a in argv):
+                argv.insert(1, str(self.specs))
+            elif argv[0] in ("import", "remove"):
+                argv.insert(2, str(self.specs))
+        elif argv and argv[0] == "status":
+            argv = [*argv, "--state-dir", str(self.state)]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+        r = Result(code, out.getvalue(), err.getvalue())
+        self.outputs += [r.out, r.err]
+        return r
+
+    def leaks(self) -> list[str]:
+        """Canary forms found in any output so far or in any file of the state directory."""
+        from tests.support.canary import scan_tree
+
+        found = find_leaks(self.outputs)
+        if self.state.exists():
+            found += scan_tree(self.state)
+        return found

@@ -1,0 +1,114 @@
+"""Bad input through the CLI: a clear diagnostic (file, line, field), exit 1, no traceback,
+nothing written anywhere (no state directory, no destination call)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler import calls
+from tests.support.canary import CANARIES
+from tests.support.cli import Workspace
+
+
+@pytest.fixture
+def ws(tmp_path: Path, aws_endpoint: str) -> Workspace:
+    w = Workspace(tmp_path, aws_endpoint)
+    w.set_secrets({"A": CANARIES[0]})
+    return w
+
+
+CASES = {
+    "malformed-yaml": ("kind: SecretSync\nname: x\nsyncOptions: [\n", "bad.yaml:"),
+    "unknown-kind": ("kind: SecretSink\nname: x\n", "bad.yaml:1"),
+    "unknown-field": (
+        "kind: SecretSync\nname: x\nsource: local\nenvironment: dev\nsecretPath: /app\n"
+        "destination: aws-secrets-manager\nconnection: aws\n"
+        "destinationConfig: {region: us-east-1, mappingBehavior: one-to-one}\n"
+        "syncOptions: {keySchema: 'x/{{secretKey}}'}\nbogus: 1\n",
+        "bad.yaml:10",
+    ),
+    "wrong-type": (
+        "kind: SecretSync\nname: x\nsource: local\nenvironment: dev\nsecretPath: /app\n"
+        "destination: aws-secrets-manager\nconnection: aws\n"
+        "destinationConfig: {region: us-east-1, mappingBehavior: one-to-one}\n"
+        "syncOptions: {keySchema: 'x/{{secretKey}}', disableSecretDeletion: sometimes}\n",
+        "disableSecretDeletion",
+    ),
+    "missing-connection": (
+        "kind: SecretSync\nname: x\nsource: local\nenvironment: dev\nsecretPath: /app\n"
+        "destination: aws-secrets-manager\nconnection: nope\n"
+        "destinationConfig: {region: us-east-1, mappingBehavior: one-to-one}\n"
+        "syncOptions: {keySchema: 'x/{{secretKey}}'}\n",
+        "bad.yaml:7",
+    ),
+    "bad-key-schema": (
+        "kind: SecretSync\nname: x\nsource: local\nenvironment: dev\nsecretPath: /app\n"
+        "destination: aws-secrets-manager\nconnection: aws\n"
+        "destinationConfig: {region: us-east-1, mappingBehavior: one-to-one}\n"
+        "syncOptions:\n  keySchema: 'PIPELINE_${secretKey}'\n",
+        "bad.yaml:10",
+    ),
+    "literal-credential": (
+        "kind: Connection\nname: aws2\napp: aws\ncredentials:\n  method: access-key\n"
+        "  accessKeyId: AKIAEXAMPLE\n  secretAccessKey: " + CANARIES[1] + "\n",
+        "bad.yaml:7",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_spec_is_a_clear_error_and_writes_nothing(ws: Workspace, case: str, sm_client: Any) -> None:
+    text, where = CASES[case]
+    (ws.specs / "bad.yaml").write_text(text)
+    calls.reset()
+    r = ws.run("validate")
+    assert r.code == 1, str(r)
+    assert where in r.err, str(r)
+    assert "Traceback" not in r.out + r.err
+    r = ws.run("apply", "--sync", "x")
+    assert r.code == 1
+    assert "Traceback" not in r.out + r.err
+    assert not ws.state.exists(), "nothing written"
+    assert calls.snapshot() == {}, "no destination call"
+    assert sm_client.list_secrets()["SecretList"] == []
+    assert ws.leaks() == []
+
+
+def test_overlapping_scopes_are_refused(ws: Workspace) -> None:
+    ws.write_spec("a.yaml", [ws.sync("one", syncOptions={"keySchema": "app/{{secretKey}}"})])
+    ws.write_spec("b.yaml", [ws.sync("two", syncOptions={"keySchema": "app/{{secretKey}}_X"})])
+    r = ws.run("validate")
+    assert r.code == 1
+    assert "a.yaml:" in r.err and "b.yaml:" in r.err
+    assert "overlap" in r.err
+
+
+def test_source_with_wrong_layout(ws: Workspace) -> None:
+    ws.write_spec("app.yaml", [ws.sync()])
+    ws.secrets_file.write_text("dev:\n  /app:\n    - just\n    - a list\n")
+    r = ws.run("plan")
+    assert r.code == 1
+    assert "secrets.yaml:3" in r.out + r.err
+    assert "Traceback" not in r.out + r.err
+
+
+def test_validate_reports_every_problem_not_the_first(ws: Workspace) -> None:
+    (ws.specs / "bad.yaml").write_text(
+        "kind: SecretSync\nname: Bad_Name\nsource: local\nenvironment: dev\nsecretPath: /app\n"
+        "destination: aws-secrets-manager\nconnection: nope\n"
+        "destinationConfig: {region: us-east-1, mappingBehavior: one-to-one}\n"
+        "syncOptions: {keySchema: 'no-placeholder'}\n"
+    )
+    r = ws.run("validate")
+    assert r.code == 1
+    assert r.err.count("bad.yaml:") >= 3, r.err
+
+
+def test_examples_validate() -> None:
+    root = Path(__file__).resolve().parent.parent / "examples" / "syncs"
+    from reconciler.cli import main
+
+    assert main(["validate", str(root)]) == 0
