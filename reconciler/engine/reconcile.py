@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -70,6 +70,13 @@ class Outcome:
             or any(not r.ok for r in self.results)
             or (self.plan is not None and bool(self.plan.errors))
         )
+
+
+@dataclass(frozen=True)
+class _Planned:
+    plan: Plan
+    desired: dict[str, DesiredEntry]
+    observed: dict[str, ObservedEntry]
 
 
 @dataclass
@@ -171,7 +178,7 @@ class Reconciler:
         return observed, values
 
     # -- plan ----------------------------------------------------------------------------------
-    def _plan(self, ctx: _Context, *, import_priority: str | None = None) -> tuple[Plan, dict[str, DesiredEntry]]:
+    def _plan(self, ctx: _Context, *, import_priority: str | None = None) -> _Planned:
         sync = ctx.sync
         secrets = ctx.source.read(sync.environment, sync.secret_path)
         desired, render_errors = self._desired(ctx, secrets)
@@ -191,44 +198,47 @@ class Reconciler:
         result = plan(desired, observed, ctx.inventory, options)
         issues = tuple(PlanIssue(m) for m in render_errors) + result.issues
         result = dataclasses.replace(result, changes=import_changes + result.changes, issues=issues)
-        self._observed = observed
-        return result, desired
+        return _Planned(result, desired, observed)
 
-    def plan_sync(self, sync: SecretSync) -> Outcome:
-        out = Outcome(sync.name, sync.destination)
-        try:
-            ctx = self._context(sync)
-            try:
-                out.plan, _ = self._plan(ctx)
-            finally:
-                ctx.destination.close()
-        except (SourceError, DestinationError, ConnectError) as e:
-            out.error = str(e)
-        return out
-
-    # -- apply ---------------------------------------------------------------------------------
-    def apply_sync(self, sync: SecretSync, *, import_priority: str | None = None, job: str = "sync") -> Outcome:
+    def _run(self, sync: SecretSync, job: str | None, body: Callable[[_Context, Outcome, Any], None]) -> Outcome:
+        """Open source and destination, run ``body``, turn known failures into the outcome's
+        error, and (for jobs other than a plan) record the seeds' status fields."""
         out = Outcome(sync.name, sync.destination)
         log = get_logger(sync=sync.name, destination=sync.destination, run_id=uuid.uuid4().hex[:12])
         started = time.monotonic()
         try:
             ctx = self._context(sync)
             try:
-                out.plan, desired = self._plan(ctx, import_priority=import_priority)
-                log.info("plan.computed", create=out.plan.count(Action.CREATE), update=out.plan.count(Action.UPDATE),
-                         delete=out.plan.count(Action.DELETE), restore=out.plan.count(Action.RESTORE),
-                         imports=out.plan.count(Action.IMPORT), unchanged=out.plan.unchanged)
-                for d in out.plan.drift:
-                    log.warning("drift.detected", key=d.key, reason=d.reason)
-                self._execute(ctx, out, desired, log)
+                body(ctx, out, log)
             finally:
                 ctx.destination.close()
         except (SourceError, DestinationError, ConnectError) as e:
             out.error = str(e)
-        self._record_status(sync, out, job, started, log)
+        if job is not None:
+            self._record_status(sync, out, job, started, log)
         return out
 
-    def _execute(self, ctx: _Context, out: Outcome, desired: Mapping[str, DesiredEntry], log: Any) -> None:
+    def plan_sync(self, sync: SecretSync) -> Outcome:
+        def body(ctx: _Context, out: Outcome, _log: Any) -> None:
+            out.plan = self._plan(ctx).plan
+
+        return self._run(sync, None, body)
+
+    # -- apply ---------------------------------------------------------------------------------
+    def apply_sync(self, sync: SecretSync, *, import_priority: str | None = None, job: str = "sync") -> Outcome:
+        def body(ctx: _Context, out: Outcome, log: Any) -> None:
+            planned = self._plan(ctx, import_priority=import_priority)
+            plan_ = out.plan = planned.plan
+            log.info("plan.computed", create=plan_.count(Action.CREATE), update=plan_.count(Action.UPDATE),
+                     delete=plan_.count(Action.DELETE), restore=plan_.count(Action.RESTORE),
+                     imports=plan_.count(Action.IMPORT), unchanged=plan_.unchanged)
+            for d in plan_.drift:
+                log.warning("drift.detected", key=d.key, reason=d.reason)
+            self._execute(ctx, out, planned, log)
+
+        return self._run(sync, job, body)
+
+    def _execute(self, ctx: _Context, out: Outcome, planned: _Planned, log: Any) -> None:
         assert out.plan is not None
         sync = ctx.sync
         lg: Any = log
@@ -240,7 +250,7 @@ class Reconciler:
             out.results.extend(ChangeResult(c, True) for c in imports)
             lg.info("import.applied", keys=len(imports))
         changes = [c for c in out.plan.changes if c.action is not Action.IMPORT]
-        observed = self._observed
+        desired, observed = planned.desired, planned.observed
         if ctx.target_id and self.state.status(sync.name).target not in (None, ctx.target_id):
             self.state.drop_inventory(sync.name)
 
@@ -273,16 +283,17 @@ class Reconciler:
 
         if changes:
             ctx.destination.apply(changes, on_result)
-        self._adopt_unchanged(ctx, out, desired)
+        self._adopt_unchanged(ctx, out, planned)
 
-    def _adopt_unchanged(self, ctx: _Context, out: Outcome, desired: Mapping[str, DesiredEntry]) -> None:
+    def _adopt_unchanged(self, ctx: _Context, out: Outcome, planned: _Planned) -> None:
         """Record in-sync keys so the next run trusts their version instead of re-reading."""
         assert out.plan is not None
+        desired, observed = planned.desired, planned.observed
         touched = {c.key for c in out.plan.changes} | {c.key for c in out.plan.drift}
         fresh: dict[str, InventoryEntry] = {}
         options = self._options(ctx, source_empty=False)
         for key, d in desired.items():
-            o = self._observed.get(key)
+            o = observed.get(key)
             if key in touched or o is None or o.lifecycle is not Lifecycle.ACTIVE:
                 continue
             if not in_scope(key, options):
@@ -293,7 +304,7 @@ class Reconciler:
             entry = InventoryEntry(key, d.fingerprint, o.version, d.properties)
             if inv != entry:
                 fresh[key] = entry
-        stale = [k for k in ctx.inventory if k not in desired and k not in self._observed]
+        stale = [k for k in ctx.inventory if k not in desired and k not in observed]
         if fresh:
             self.state.put_inventory(ctx.sync.name, fresh)
         if stale:
@@ -362,33 +373,23 @@ class Reconciler:
 
     def remove_sync(self, sync: SecretSync) -> Outcome:
         """The seeds' "remove secrets" action: delete what this sync put at the destination."""
-        out = Outcome(sync.name, sync.destination)
-        log = get_logger(sync=sync.name, destination=sync.destination, run_id=uuid.uuid4().hex[:12])
-        started = time.monotonic()
-        try:
-            ctx = self._context(sync)
-            try:
-                secrets = ctx.source.read(sync.environment, sync.secret_path)
-                desired, _ = self._desired(ctx, secrets)
-                options = self._options(ctx, source_empty=not secrets)
-                observed, _ = self._observe(ctx, options, lambda _k: False)
-                self._observed = observed
-                out.plan = plan_remove(desired, observed, options)
-                lg: Any = log
 
-                def on_result(r: ChangeResult) -> None:
-                    out.results.append(r)
-                    if r.ok:
-                        self.state.drop_inventory(sync.name, [r.change.key])
-                        lg.info("change.applied", key=r.change.key, action="delete")
-                    else:
-                        lg.error("change.failed", key=r.change.key, action="delete", error=r.error)
+        def body(ctx: _Context, out: Outcome, log: Any) -> None:
+            secrets = ctx.source.read(sync.environment, sync.secret_path)
+            desired, _ = self._desired(ctx, secrets)
+            options = self._options(ctx, source_empty=not secrets)
+            observed, _ = self._observe(ctx, options, lambda _k: False)
+            out.plan = plan_remove(desired, observed, options, ctx.inventory)
 
-                if out.plan.changes:
-                    ctx.destination.apply(list(out.plan.changes), on_result)
-            finally:
-                ctx.destination.close()
-        except (SourceError, DestinationError, ConnectError) as e:
-            out.error = str(e)
-        self._record_status(sync, out, "remove", started, log)
-        return out
+            def on_result(r: ChangeResult) -> None:
+                out.results.append(r)
+                if r.ok:
+                    self.state.drop_inventory(sync.name, [r.change.key])
+                    log.info("change.applied", key=r.change.key, action="delete", reason="remove")
+                else:
+                    log.error("change.failed", key=r.change.key, action="delete", error=r.error)
+
+            if out.plan.changes:
+                ctx.destination.apply(list(out.plan.changes), on_result)
+
+        return self._run(sync, "remove", body)
