@@ -174,6 +174,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _summary(out: Any) -> str:
     from reconciler.model import Action
 
+    if not out.results:
+        return "no changes"
     ok = [r for r in out.results if r.ok]
     counts = {a: sum(1 for r in ok if r.change.action is a) for a in Action}
     parts = [f"{counts[Action.CREATE]} created", f"{counts[Action.UPDATE]} updated",

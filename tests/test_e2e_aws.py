@@ -391,3 +391,26 @@ def test_whole_session_leaks_nothing(ws: Workspace, sm_client: Any) -> None:
     for args in (("plan",), ("apply", "--log-level", "debug"), ("status",)):
         ws.run(*args)
     assert ws.leaks() == []
+
+
+def test_schema_change_leaves_old_keys_and_says_so(ws: Workspace, sm_client: Any) -> None:
+    ws.write_spec("app.yaml", [ws.sync()])
+    ws.set_secrets({"A": C1})
+    assert ws.run("apply").code == 0
+    ws.write_spec("app.yaml", [ws.sync(syncOptions={"keySchema": "svc/{{secretKey}}"})])
+    plan = _plan(ws)
+    assert _actions(plan) == {"svc/A": "create"}
+    issues = plan["syncs"][0]["issues"]
+    assert any("app/A" in i["message"] and i["severity"] == "warning" for i in issues), issues
+    assert ws.run("apply").code == 0
+    assert {"app/A", "svc/A"} <= _names(sm_client)
+
+
+def test_noop_apply_is_quiet(ws: Workspace, sm_client: Any) -> None:
+    ws.write_spec("app.yaml", [ws.sync()])
+    ws.set_secrets({"A": C1})
+    assert ws.run("apply").code == 0
+    r = ws.run("apply")
+    assert r.code == 0
+    assert r.err == ""
+    assert "app: no changes" in r.out

@@ -196,7 +196,17 @@ class Reconciler:
             desired, render_errors = self._desired(ctx, list(merged.values()))
             options = dataclasses.replace(options, source_empty=not merged)
         result = plan(desired, observed, ctx.inventory, options)
+        orphans = sorted(k for k in ctx.inventory if not in_scope(k, options))
+        if orphans:
+            shown = ", ".join(orphans[:5]) + (f" and {len(orphans) - 5} more" if len(orphans) > 5 else "")
+            orphan_issue = PlanIssue(
+                f"{len(orphans)} key(s) this sync wrote are outside its key schema now and are left in place: "
+                f"{shown} (remove them with `reconciler remove` before changing the schema, or by hand)",
+                severity="warning",
+            )
         issues = tuple(PlanIssue(m) for m in render_errors) + result.issues
+        if orphans:
+            issues += (orphan_issue,)
         result = dataclasses.replace(result, changes=import_changes + result.changes, issues=issues)
         return _Planned(result, desired, observed)
 
@@ -229,7 +239,7 @@ class Reconciler:
         def body(ctx: _Context, out: Outcome, log: Any) -> None:
             planned = self._plan(ctx, import_priority=import_priority)
             plan_ = out.plan = planned.plan
-            log.info("plan.computed", create=plan_.count(Action.CREATE), update=plan_.count(Action.UPDATE),
+            (log.info if plan_.changes else log.debug)("plan.computed", create=plan_.count(Action.CREATE), update=plan_.count(Action.UPDATE),
                      delete=plan_.count(Action.DELETE), restore=plan_.count(Action.RESTORE),
                      imports=plan_.count(Action.IMPORT), unchanged=plan_.unchanged)
             for d in plan_.drift:
@@ -304,6 +314,8 @@ class Reconciler:
             entry = InventoryEntry(key, d.fingerprint, o.version, d.properties)
             if inv != entry:
                 fresh[key] = entry
+        # gone from source and listing alike (out-of-scope keys are warned about once, in the plan
+        # that changes the schema: the pull request is where a reviewer needs to see it)
         stale = [k for k in ctx.inventory if k not in desired and k not in observed]
         if fresh:
             self.state.put_inventory(ctx.sync.name, fresh)
@@ -349,7 +361,7 @@ class Reconciler:
         if out.failed:
             lg.error(f"{job}.failed", message=message, seconds=elapsed)
         else:
-            lg.info(f"{job}.succeeded", changes=len(out.results), seconds=elapsed)
+            (lg.info if out.results else lg.debug)(f"{job}.succeeded", changes=len(out.results), seconds=elapsed)
 
     def _safe_target(self, sync: SecretSync) -> str | None:
         try:
