@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler import keyschema
 from reconciler.destinations import aws_client, aws_rules, errors
 from reconciler.destinations.aws_rules import DEFAULT_KMS, normalize_kms_key
-from reconciler.destinations.base import Capabilities, ConnectionInfo, DesiredSpec, Scope, Target
+from reconciler.destinations.base import Capabilities, ConnectionInfo, DesiredSpec, Scope, Target, apply_by_key
 from reconciler.model import (
     OWNER_TAG,
     OWNER_VALUE,
@@ -62,6 +62,8 @@ class AwsSecretsManager:
         if isinstance(window, bool) or not isinstance(window, int) or not 7 <= window <= 30:
             raise errors.ConfigError("recoveryWindowInDays must be a whole number of days from 7 to 30")
         self._recovery_days = window
+        workers = connection.settings.get("maxConcurrency", 8)
+        self._workers = workers if isinstance(workers, int) and not isinstance(workers, bool) and workers > 0 else 8
         #: AWSCURRENT version per name from the last listing: seeds update tokens
         self._current: dict[str, str | None] = {}
         self._client: SecretsManagerClient = aws_client.make_client(connection, str(region), target.sync)
@@ -237,15 +239,18 @@ class AwsSecretsManager:
     # -- apply -----------------------------------------------------------------------------
 
     def apply(self, changes: Sequence[Change], on_result: Callable[[ChangeResult], None]) -> None:
-        """Execute in order; a failed change is reported and the next one still runs."""
-        for change in changes:
-            if change.action is Action.IMPORT:
-                continue  # imports go to the source, not here
+        """Execute with bounded concurrency across keys (AWS's write quotas are per second,
+        and botocore's retry mode absorbs throttling); a failed change is reported and the
+        others still run."""
+        writes = [c for c in changes if c.action is not Action.IMPORT]  # imports go to the source
+
+        def one(change: Change) -> ChangeResult:
             try:
-                result = self._apply_one(change)
+                return self._apply_one(change)
             except errors.DestinationError as exc:
-                result = ChangeResult(change=change, ok=False, error=str(exc))
-            on_result(result)
+                return ChangeResult(change=change, ok=False, error=str(exc))
+
+        apply_by_key(writes, one, on_result, workers=self._workers)
 
     def _apply_one(self, change: Change) -> ChangeResult:
         key = change.key

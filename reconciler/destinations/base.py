@@ -112,3 +112,42 @@ class Destination(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def apply_by_key(
+    changes: Sequence[Change],
+    apply_one: Callable[[Change], ChangeResult],
+    on_result: Callable[[ChangeResult], None],
+    *,
+    workers: int = 1,
+) -> None:
+    """Run changes with bounded concurrency across keys, in plan order within one key
+    (a RESTORE lands before its UPDATE). ``on_result`` is always called on the calling
+    thread, so the engine's state writes never race."""
+    groups: dict[str, list[Change]] = {}
+    for change in changes:
+        groups.setdefault(change.key, []).append(change)
+
+    def run(group: list[Change]) -> list[ChangeResult]:
+        results = []
+        for change in group:
+            result = apply_one(change)
+            results.append(result)
+            if not result.ok:  # a failed RESTORE makes the UPDATE behind it pointless
+                results.extend(ChangeResult(c, False, error="skipped: an earlier step for this key failed")
+                               for c in group[len(results):])
+                break
+        return results
+
+    if workers <= 1 or len(groups) <= 1:
+        for group in groups.values():
+            for result in run(group):
+                on_result(result)
+        return
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
+        futures = [pool.submit(run, group) for group in groups.values()]
+        for future in as_completed(futures):
+            for result in future.result():
+                on_result(result)

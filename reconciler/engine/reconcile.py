@@ -269,6 +269,13 @@ class Reconciler:
             c = r.change
             if not r.ok:
                 lg.error("change.failed", key=c.key, action=c.action.value, error=r.error)
+                if r.version is not None and c.value_changed and c.fingerprint is not None:
+                    # the value landed but a later step (tags) failed: remember the value, keep
+                    # the old properties so the next plan retries the tags
+                    old = ctx.inventory.get(c.key)
+                    props = old.properties if old else {}
+                    self.state.put_inventory(
+                        sync.name, {c.key: InventoryEntry(c.key, c.fingerprint, r.version, props)})
                 return
             lg.info("change.applied", key=c.key, action=c.action.value, reason=c.reason)
             if c.action is Action.DELETE:
