@@ -239,9 +239,10 @@ class Reconciler:
         def body(ctx: _Context, out: Outcome, log: Any) -> None:
             planned = self._plan(ctx, import_priority=import_priority)
             plan_ = out.plan = planned.plan
-            (log.info if plan_.changes else log.debug)("plan.computed", create=plan_.count(Action.CREATE), update=plan_.count(Action.UPDATE),
-                     delete=plan_.count(Action.DELETE), restore=plan_.count(Action.RESTORE),
-                     imports=plan_.count(Action.IMPORT), unchanged=plan_.unchanged)
+            (log.info if plan_.changes else log.debug)(
+                "plan.computed", create=plan_.count(Action.CREATE), update=plan_.count(Action.UPDATE),
+                delete=plan_.count(Action.DELETE), restore=plan_.count(Action.RESTORE),
+                imports=plan_.count(Action.IMPORT), unchanged=plan_.unchanged)
             for d in plan_.drift:
                 log.warning("drift.detected", key=d.key, reason=d.reason)
             self._execute(ctx, out, planned, log)
