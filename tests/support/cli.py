@@ -107,6 +107,8 @@ class Workspace:
             code = main(argv)
         r = Result(code, out.getvalue(), err.getvalue())
         self.outputs += [r.out, r.err]
+        # an internal error is a bug, whatever the exit code a test expects
+        assert "internal error" not in r.err and "Traceback" not in r.out + r.err, str(r)
         return r
 
     def leaks(self) -> list[str]:
