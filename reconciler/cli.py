@@ -54,16 +54,22 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--no-color", dest="color", action="store_false", default=None,
                         help="never colour output (NO_COLOR is honoured too)")
 
-    p = argparse.ArgumentParser(prog="reconciler", description="Keep secret stores converged on specs.")
+    p = argparse.ArgumentParser(
+        prog="reconciler",
+        description="Keep secret stores converged on specs.",
+        epilog="Exit codes: 0 ok, 1 error (invalid specs, a failed sync), 2 changes pending "
+        "(plan --detailed-exitcode only).",
+    )
+    dir_help = "spec directory (default: $RECONCILER_SPECS or .)"
     p.add_argument("--version", action="version", version=f"reconciler {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     v = sub.add_parser("validate", parents=[common], help="check specs (schema + rules)")
-    v.add_argument("dir", nargs="?", default=None)
+    v.add_argument("dir", nargs="?", default=None, help=dir_help)
 
     for name, help_ in (("plan", "show what apply would change"), ("apply", "apply the plan once")):
         c = sub.add_parser(name, parents=[common], help=help_)
-        c.add_argument("dir", nargs="?", default=None)
+        c.add_argument("dir", nargs="?", default=None, help=dir_help)
         c.add_argument("--sync", action="append", default=[], metavar="NAME", help="only this sync (repeatable)")
         if name == "plan":
             c.add_argument("--json", action="store_true", help="print the plan as one JSON object")
@@ -73,15 +79,15 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", parents=[common], help="last result per sync")
     s.add_argument("--json", action="store_true")
 
-    i = sub.add_parser("import", parents=[common], help="import destination secrets into the source")
-    i.add_argument("name")
-    i.add_argument("dir", nargs="?", default=None)
+    i = sub.add_parser("import", parents=[common], help="import destination secrets into the source, then sync")
+    i.add_argument("name", help="the SecretSync to import for")
+    i.add_argument("dir", nargs="?", default=None, help=dir_help)
     i.add_argument("--priority", choices=("source", "destination"), default=None,
                    help="who wins a conflicting key (default: the sync's initialSyncBehavior, else source)")
 
     r = sub.add_parser("remove", parents=[common], help="delete this sync's secrets from the destination")
-    r.add_argument("name")
-    r.add_argument("dir", nargs="?", default=None)
+    r.add_argument("name", help="the SecretSync whose destination secrets to delete")
+    r.add_argument("dir", nargs="?", default=None, help=dir_help)
     return p
 
 
