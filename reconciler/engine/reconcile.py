@@ -13,13 +13,13 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler.destinations.base import DesiredSpec, Destination
 from reconciler.destinations.errors import DestinationError
 from reconciler.engine.connect import ConnectError, open_destination, open_source
+from reconciler.engine.outcome import Outcome, record_status
 from reconciler.logging import get_logger
 from reconciler.model import (
     Action,
@@ -47,29 +47,6 @@ DESTINATION_LABELS = {
     "azure-devops": "Azure DevOps",
     "windmill": "Windmill",
 }
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Outcome:
-    """What happened to one sync in one command."""
-
-    sync: str
-    destination: str
-    plan: Plan | None = None
-    error: str | None = None
-    results: list[ChangeResult] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        return (
-            self.error is not None
-            or any(not r.ok for r in self.results)
-            or (self.plan is not None and bool(self.plan.errors))
-        )
 
 
 @dataclass(frozen=True)
@@ -196,19 +173,23 @@ class Reconciler:
             desired, render_errors = self._desired(ctx, list(merged.values()))
             options = dataclasses.replace(options, source_empty=not merged)
         result = plan(desired, observed, ctx.inventory, options)
-        orphans = sorted(k for k in ctx.inventory if not in_scope(k, options))
-        if orphans:
-            shown = ", ".join(orphans[:5]) + (f" and {len(orphans) - 5} more" if len(orphans) > 5 else "")
-            orphan_issue = PlanIssue(
-                f"{len(orphans)} key(s) this sync wrote are outside its key schema now and are left in place: "
-                f"{shown} (remove them with `reconciler remove` before changing the schema, or by hand)",
-                severity="warning",
-            )
-        issues = tuple(PlanIssue(m) for m in render_errors) + result.issues
-        if orphans:
-            issues += (orphan_issue,)
+        issues = tuple(PlanIssue(m) for m in render_errors) + result.issues + self._orphans(ctx, options)
         result = dataclasses.replace(result, changes=import_changes + result.changes, issues=issues)
         return _Planned(result, desired, observed)
+
+    @staticmethod
+    def _orphans(ctx: _Context, options: PlanOptions) -> tuple[PlanIssue, ...]:
+        """Keys this sync wrote that its (changed) key schema no longer covers: never touched,
+        but said once, in the plan a reviewer reads before the change lands."""
+        orphans = sorted(k for k in ctx.inventory if not in_scope(k, options))
+        if not orphans:
+            return ()
+        shown = ", ".join(orphans[:5]) + (f" and {len(orphans) - 5} more" if len(orphans) > 5 else "")
+        return (PlanIssue(
+            f"{len(orphans)} key(s) this sync wrote are outside its key schema now and are left in place: "
+            f"{shown} (remove them with `reconciler remove` before changing the schema, or by hand)",
+            severity="warning",
+        ),)
 
     def _run(self, sync: SecretSync, job: str | None, body: Callable[[_Context, Outcome, Any], None]) -> Outcome:
         """Open source and destination, run ``body``, turn known failures into the outcome's
@@ -225,7 +206,7 @@ class Reconciler:
         except (SourceError, DestinationError, ConnectError) as e:
             out.error = str(e)
         if job is not None:
-            self._record_status(sync, out, job, started, log)
+            record_status(self.state, sync, self._safe_target(sync), out, job, started, log)
         return out
 
     def plan_sync(self, sync: SecretSync) -> Outcome:
@@ -330,61 +311,11 @@ class Reconciler:
         if stale:
             self.state.drop_inventory(ctx.sync.name, stale)
 
-    #: the seeds' status fields per job: (status, message, job id, timestamp)
-    _STATUS_FIELDS = {
-        "sync": ("syncStatus", "lastSyncMessage", "lastSyncJobId", "lastSyncedAt"),
-        "import": ("importStatus", "lastImportMessage", "lastImportJobId", "lastImportedAt"),
-        "remove": ("removeStatus", "lastRemoveMessage", "lastRemoveJobId", "lastRemovedAt"),
-    }
-
-    def _record_status(self, sync: SecretSync, out: Outcome, job: str, started: float, log: Any) -> None:
-        """Write status only when something happened or changed: a no-op run writes nothing."""
-        lg: Any = log
-        status_f, message_f, job_f, at_f = self._STATUS_FIELDS[job]
-        message = self._message(out)
-        new_status = "failed" if out.failed else "succeeded"
-        previous = self.state.status(sync.name)
-        target = self._safe_target(sync)
-        changed = (
-            bool(out.results)
-            or new_status != getattr(previous, status_f)
-            or message != getattr(previous, message_f)
-            or previous.target != target
-            or (new_status == "succeeded" and getattr(previous, at_f) is None)
-        )
-        if changed:
-            fields: dict[str, str | None] = {
-                status_f: new_status,
-                message_f: message,
-                job_f: uuid.uuid4().hex[:12],
-                "destination": sync.destination,
-                "target": target,
-            }
-            if new_status == "succeeded":
-                fields[at_f] = now_iso()
-                if job != "sync" and previous.lastSyncedAt is None and out.plan is not None:
-                    fields["lastSyncedAt"] = fields[at_f]
-            self.state.update_status(sync.name, **fields)
-        elapsed = round(time.monotonic() - started, 3)
-        if out.failed:
-            lg.error(f"{job}.failed", message=message, seconds=elapsed)
-        else:
-            (lg.info if out.results else lg.debug)(f"{job}.succeeded", changes=len(out.results), seconds=elapsed)
-
     def _safe_target(self, sync: SecretSync) -> str | None:
         try:
             return self._target_id(sync)
         except ConnectError:
             return None
-
-    @staticmethod
-    def _message(out: Outcome) -> str | None:
-        if out.error:
-            return out.error
-        parts = [f"{r.change.key}: {r.error}" for r in out.results if not r.ok]
-        if out.plan is not None:
-            parts += [f"{i.key + ': ' if i.key else ''}{i.message}" for i in out.plan.errors]
-        return "; ".join(parts)[:1024] if parts else None
 
     # -- import / remove -----------------------------------------------------------------------
     def import_sync(self, sync: SecretSync, priority: str) -> Outcome:

@@ -1,0 +1,89 @@
+"""What one command did to one sync, and the seeds' status fields it leaves behind."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from reconciler.model import ChangeResult, Plan
+from reconciler.specs.model import SecretSync
+from reconciler.state.store import StateStore
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Outcome:
+    """What happened to one sync in one command."""
+
+    sync: str
+    destination: str
+    plan: Plan | None = None
+    error: str | None = None
+    results: list[ChangeResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return (
+            self.error is not None
+            or any(not r.ok for r in self.results)
+            or (self.plan is not None and bool(self.plan.errors))
+        )
+
+
+#: the seeds' status fields per job: (status, message, job id, timestamp)
+STATUS_FIELDS = {
+    "sync": ("syncStatus", "lastSyncMessage", "lastSyncJobId", "lastSyncedAt"),
+    "import": ("importStatus", "lastImportMessage", "lastImportJobId", "lastImportedAt"),
+    "remove": ("removeStatus", "lastRemoveMessage", "lastRemoveJobId", "lastRemovedAt"),
+}
+
+
+def message(out: Outcome) -> str | None:
+    """The status message: our own error texts (never a response body), capped like upstream."""
+    if out.error:
+        return out.error
+    parts = [f"{r.change.key}: {r.error}" for r in out.results if not r.ok]
+    if out.plan is not None:
+        parts += [f"{i.key + ': ' if i.key else ''}{i.message}" for i in out.plan.errors]
+    return "; ".join(parts)[:1024] if parts else None
+
+
+def record_status(
+    state: StateStore, sync: SecretSync, target: str | None, out: Outcome, job: str, started: float, log: Any
+) -> None:
+    """Write status only when something happened or changed: a no-op run writes nothing."""
+    status_f, message_f, job_f, at_f = STATUS_FIELDS[job]
+    text = message(out)
+    new_status = "failed" if out.failed else "succeeded"
+    previous = state.status(sync.name)
+    changed = (
+        bool(out.results)
+        or new_status != getattr(previous, status_f)
+        or text != getattr(previous, message_f)
+        or previous.target != target
+        or (new_status == "succeeded" and getattr(previous, at_f) is None)
+    )
+    if changed:
+        fields: dict[str, str | None] = {
+            status_f: new_status,
+            message_f: text,
+            job_f: uuid.uuid4().hex[:12],
+            "destination": sync.destination,
+            "target": target,
+        }
+        if new_status == "succeeded":
+            fields[at_f] = now_iso()
+            if job == "import" and previous.lastSyncedAt is None:
+                fields["lastSyncedAt"] = fields[at_f]  # an import ends with a full sync
+        state.update_status(sync.name, **fields)
+    elapsed = round(time.monotonic() - started, 3)
+    if out.failed:
+        log.error(f"{job}.failed", message=text, seconds=elapsed)
+    else:
+        (log.info if out.results else log.debug)(f"{job}.succeeded", changes=len(out.results), seconds=elapsed)
