@@ -35,6 +35,7 @@ from reconciler.model import (
     SourceSecret,
 )
 from reconciler.planning.planner import PlanOptions, in_scope, plan, plan_import, plan_remove
+from reconciler.planning.vouch import vouch
 from reconciler.sources.base import Source
 from reconciler.sources.errors import SourceError
 from reconciler.specs.model import Connection, SecretSync, SpecSet
@@ -132,15 +133,7 @@ class Reconciler:
         to_read: list[str] = []
         observed: dict[str, ObservedEntry] = {}
         for key, entry in listed.items():
-            inv = ctx.inventory.get(key)
-            if (
-                entry.fingerprint is None
-                and inv is not None
-                and inv.fingerprint is not None
-                and entry.version is not None
-                and entry.version == inv.version
-            ):
-                entry = dataclasses.replace(entry, fingerprint=inv.fingerprint)
+            entry = vouch(entry, ctx.inventory.get(key))
             observed[key] = entry
             if (
                 entry.lifecycle is Lifecycle.ACTIVE

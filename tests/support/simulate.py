@@ -26,6 +26,7 @@ from reconciler.model import (
     SecretValue,
     SourceSecret,
 )
+from reconciler.planning.vouch import vouch_all
 
 _versions = itertools.count(1)
 _E = TypeVar("_E", DesiredEntry, ObservedEntry, InventoryEntry, SourceSecret)
@@ -52,20 +53,7 @@ def observe(
     observed: Mapping[str, ObservedEntry], inventory: Mapping[str, InventoryEntry]
 ) -> dict[str, ObservedEntry]:
     """What the engine hands the planner: unknown values vouched for by an unmoved version."""
-    out: dict[str, ObservedEntry] = {}
-    for key, o in observed.items():
-        inv = inventory.get(key)
-        if (
-            o.fingerprint is None
-            and o.lifecycle is Lifecycle.ACTIVE
-            and inv is not None
-            and inv.fingerprint is not None
-            and o.version is not None
-            and o.version == inv.version
-        ):
-            o = dataclasses.replace(o, fingerprint=inv.fingerprint)
-        out[key] = o
-    return out
+    return vouch_all(observed, inventory)
 
 
 def _execute(
