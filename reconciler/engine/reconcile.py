@@ -38,16 +38,8 @@ from reconciler.planning.planner import PlanOptions, in_scope, plan, plan_import
 from reconciler.planning.vouch import vouch
 from reconciler.sources.base import Source
 from reconciler.sources.errors import SourceError
-from reconciler.specs.model import Connection, SecretSync, SpecSet
+from reconciler.specs.model import DESTINATION_LABELS, Connection, SecretSync, SpecSet
 from reconciler.state.store import StateStore
-
-DESTINATION_LABELS = {
-    "aws-secrets-manager": "AWS Secrets Manager",
-    "azure-key-vault": "Azure Key Vault",
-    "oci-vault": "OCI Vault",
-    "azure-devops": "Azure DevOps",
-    "windmill": "Windmill",
-}
 
 
 @dataclass(frozen=True)
@@ -226,14 +218,13 @@ class Reconciler:
     def _execute(self, ctx: _Context, out: Outcome, planned: _Planned, log: Any) -> None:
         assert out.plan is not None
         sync = ctx.sync
-        lg: Any = log
         imports = [c for c in out.plan.changes if c.action is Action.IMPORT]
         if imports:
             # all-or-nothing into the source before the destination sees anything
             ctx.source.write(sync.environment, sync.secret_path,
                              {c.key: c.value for c in imports if c.value is not None})
             out.results.extend(ChangeResult(c, True) for c in imports)
-            lg.info("import.applied", keys=len(imports))
+            log.info("import.applied", keys=len(imports))
         changes = [c for c in out.plan.changes if c.action is not Action.IMPORT]
         desired, observed = planned.desired, planned.observed
         if ctx.target_id and self.state.status(sync.name).target not in (None, ctx.target_id):
@@ -243,7 +234,7 @@ class Reconciler:
             out.results.append(r)
             c = r.change
             if not r.ok:
-                lg.error("change.failed", key=c.key, action=c.action.value, error=r.error)
+                log.error("change.failed", key=c.key, action=c.action.value, error=r.error)
                 if r.version is not None and c.value_changed and c.fingerprint is not None:
                     # the value landed but a later step (tags) failed: remember the value, keep
                     # the old properties so the next plan retries the tags
@@ -252,7 +243,7 @@ class Reconciler:
                     self.state.put_inventory(
                         sync.name, {c.key: InventoryEntry(c.key, c.fingerprint, r.version, props)})
                 return
-            lg.info("change.applied", key=c.key, action=c.action.value, reason=c.reason)
+            log.info("change.applied", key=c.key, action=c.action.value, reason=c.reason)
             if c.action is Action.DELETE:
                 self.state.drop_inventory(sync.name, [c.key])
                 return

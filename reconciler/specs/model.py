@@ -16,6 +16,17 @@ DESTINATIONS: tuple[str, ...] = (
     "oci-vault",
 )
 
+#: how people name each destination (plan reasons, messages)
+DESTINATION_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "windmill": "Windmill",
+        "azure-key-vault": "Azure Key Vault",
+        "aws-secrets-manager": "AWS Secrets Manager",
+        "azure-devops": "Azure DevOps",
+        "oci-vault": "OCI Vault",
+    }
+)
+
 #: which Connection app serves which destination / source
 APP_FOR_DESTINATION: Mapping[str, str] = MappingProxyType(
     {

@@ -9,6 +9,7 @@ booleans in YAML 1.1).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -102,65 +103,43 @@ class MarkedLoader(yaml.SafeLoader):
             yield Diagnostic(file, 1, "$", f"invalid YAML: {type(e).__name__}")
 
     def _document(self, file: Path, index: int, node: Node) -> Iterator[Document | Diagnostic]:
-        keys: dict[JsonPath, int] = {}
-        values: dict[JsonPath, int] = {}
-        problems: list[Diagnostic] = []
+        w = _Walk(file)
         start = node.start_mark.line + 1
         try:
-            self._walk(node, (), keys, values, problems, file, set(), [0])
+            self._walk(node, (), w)
             data = self.construct_document(node)
         except yaml.MarkedYAMLError as e:
             self.constructed_objects = {}
             yield _yaml_diagnostic(file, e)
             return
-        if problems:
-            yield from problems
+        if w.problems:
+            yield from w.problems
             return
         if data is None:
             return
-        yield Document(file, index, data, Marks(start, MappingProxyType(keys), MappingProxyType(values)))
+        yield Document(file, index, data, Marks(start, MappingProxyType(w.keys), MappingProxyType(w.values)))
 
-    def _walk(
-        self,
-        node: Node,
-        path: JsonPath,
-        keys: dict[JsonPath, int],
-        values: dict[JsonPath, int],
-        problems: list[Diagnostic],
-        file: Path,
-        stack: set[int],
-        count: list[int],
-    ) -> None:
-        count[0] += 1
-        if count[0] > MAX_NODES:
-            if count[0] == MAX_NODES + 1:
-                problems.append(Diagnostic(file, node.start_mark.line + 1, json_path(path),
-                                           "document too large (too many nodes or aliases)"))
+    def _walk(self, node: Node, path: JsonPath, w: _Walk) -> None:
+        w.count[0] += 1
+        if w.count[0] > MAX_NODES:
+            if w.count[0] == MAX_NODES + 1:
+                w.problems.append(Diagnostic(w.file, node.start_mark.line + 1, json_path(path),
+                                             "document too large (too many nodes or aliases)"))
             return
-        if id(node) in stack:  # a recursive alias: construct() handles it, we need not descend
+        if id(node) in w.stack:  # a recursive alias: construct() handles it, we need not descend
             return
-        stack.add(id(node))
+        w.stack.add(id(node))
         try:
             if isinstance(node, MappingNode):
-                self._walk_mapping(node, path, keys, values, problems, file, stack, count)
+                self._walk_mapping(node, path, w)
             elif isinstance(node, SequenceNode):
                 for i, item in enumerate(node.value):
-                    keys[(*path, i)] = values[(*path, i)] = item.start_mark.line + 1
-                    self._walk(item, (*path, i), keys, values, problems, file, stack, count)
+                    w.keys[(*path, i)] = w.values[(*path, i)] = item.start_mark.line + 1
+                    self._walk(item, (*path, i), w)
         finally:
-            stack.discard(id(node))
+            w.stack.discard(id(node))
 
-    def _walk_mapping(
-        self,
-        node: MappingNode,
-        path: JsonPath,
-        keys: dict[JsonPath, int],
-        values: dict[JsonPath, int],
-        problems: list[Diagnostic],
-        file: Path,
-        stack: set[int],
-        count: list[int],
-    ) -> None:
+    def _walk_mapping(self, node: MappingNode, path: JsonPath, w: _Walk) -> None:
         seen: dict[str, int] = {}
         merged: list[Node] = []
         for key_node, value_node in node.value:
@@ -171,26 +150,37 @@ class MarkedLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True) if isinstance(key_node, ScalarNode) else None
             if not isinstance(key, str):
                 shown = f" {key_node.value!r}" if isinstance(key_node, ScalarNode) else ""
-                problems.append(Diagnostic(file, line, json_path(path),
-                                           f"mapping key{shown} is not a string (quote it)"))
+                w.problems.append(Diagnostic(w.file, line, json_path(path),
+                                             f"mapping key{shown} is not a string (quote it)"))
                 continue
             if key in seen:
-                problems.append(Diagnostic(file, line, json_path((*path, key)),
-                                           f"duplicate key '{key}' (first at line {seen[key]})"))
+                w.problems.append(Diagnostic(w.file, line, json_path((*path, key)),
+                                             f"duplicate key '{key}' (first at line {seen[key]})"))
                 continue
             seen[key] = line
-            keys[(*path, key)] = line
-            values[(*path, key)] = value_node.start_mark.line + 1
-            self._walk(value_node, (*path, key), keys, values, problems, file, stack, count)
+            w.keys[(*path, key)] = line
+            w.values[(*path, key)] = value_node.start_mark.line + 1
+            self._walk(value_node, (*path, key), w)
         for source in merged:  # '<<: *base' entries; explicit keys win, as in construction
             if isinstance(source, MappingNode):
-                sub_keys: dict[JsonPath, int] = {}
-                sub_values: dict[JsonPath, int] = {}
-                self._walk_mapping(source, path, sub_keys, sub_values, problems, file, stack, count)
-                for p, n in sub_keys.items():
-                    keys.setdefault(p, n)
-                for p, n in sub_values.items():
-                    values.setdefault(p, n)
+                sub = dataclasses.replace(w, keys={}, values={})
+                self._walk_mapping(source, path, sub)
+                for p, n in sub.keys.items():
+                    w.keys.setdefault(p, n)
+                for p, n in sub.values.items():
+                    w.values.setdefault(p, n)
+
+
+@dataclass
+class _Walk:
+    """What one document's walk accumulates: line marks, problems, and loop/size guards."""
+
+    file: Path
+    keys: dict[JsonPath, int] = field(default_factory=dict)
+    values: dict[JsonPath, int] = field(default_factory=dict)
+    problems: list[Diagnostic] = field(default_factory=list)
+    stack: set[int] = field(default_factory=set)
+    count: list[int] = field(default_factory=lambda: [0])  # shared with merge sub-walks
 
 
 def _yaml_diagnostic(file: Path, e: yaml.MarkedYAMLError) -> Diagnostic:
