@@ -85,7 +85,9 @@ def run(dest: AwsSecretsManager, changes: list[Change]) -> list[ChangeResult]:
     dest.apply(changes, results.append)
     leaks = find_leaks([r.error for r in results if r.error])
     assert not leaks, leaks
-    return results
+    # keys run concurrently and report in completion order; tests read them in plan order
+    order = {id(c): i for i, c in enumerate(changes)}
+    return sorted(results, key=lambda r: order[id(r.change)])
 
 
 def current(sm: Any, name: str) -> str:
