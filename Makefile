@@ -4,7 +4,7 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= aws,test
+EXTRAS ?= all,test
 
 .PHONY: venv test lint demo bench clean
 

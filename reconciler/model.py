@@ -84,6 +84,16 @@ def frozen_map(data: Mapping[str, str] | None = None) -> Mapping[str, str]:
 
 
 @dataclass(frozen=True)
+class Folder:
+    """Where a sync reads from: one environment and secret path (of one KMS project)."""
+
+    environment: str
+    secret_path: str
+    project_id: str | None = None
+    recursive: bool = False
+
+
+@dataclass(frozen=True)
 class SourceSecret:
     """One secret read from a source (Hanzo KMS folder or local file)."""
 

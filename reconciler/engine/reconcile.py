@@ -142,7 +142,7 @@ class Reconciler:
     # -- plan ----------------------------------------------------------------------------------
     def _plan(self, ctx: _Context, *, import_priority: str | None = None) -> _Planned:
         sync = ctx.sync
-        secrets = ctx.source.read(sync.environment, sync.secret_path)
+        secrets = ctx.source.read(sync.folder)
         desired, render_errors = self._desired(ctx, secrets)
         options = self._options(ctx, source_empty=not secrets)
         if import_priority is None and ctx.first_sync and sync.initial_sync_behavior != "overwrite-destination":
@@ -188,6 +188,7 @@ class Reconciler:
                 body(ctx, out, log)
             finally:
                 ctx.destination.close()
+                ctx.source.close()
         except (SourceError, DestinationError, ConnectError) as e:
             out.error = str(e)
         if job is not None:
@@ -221,8 +222,7 @@ class Reconciler:
         imports = [c for c in out.plan.changes if c.action is Action.IMPORT]
         if imports:
             # all-or-nothing into the source before the destination sees anything
-            ctx.source.write(sync.environment, sync.secret_path,
-                             {c.key: c.value for c in imports if c.value is not None})
+            ctx.source.write(sync.folder, {c.key: c.value for c in imports if c.value is not None})
             out.results.extend(ChangeResult(c, True) for c in imports)
             log.info("import.applied", keys=len(imports))
         changes = [c for c in out.plan.changes if c.action is not Action.IMPORT]
@@ -310,7 +310,7 @@ class Reconciler:
         """The seeds' "remove secrets" action: delete what this sync put at the destination."""
 
         def body(ctx: _Context, out: Outcome, log: Any) -> None:
-            secrets = ctx.source.read(sync.environment, sync.secret_path)
+            secrets = ctx.source.read(sync.folder)
             desired, _ = self._desired(ctx, secrets)
             options = self._options(ctx, source_empty=not secrets)
             observed, _ = self._observe(ctx, options, lambda _k: False)

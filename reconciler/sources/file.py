@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from reconciler.model import SecretValue, SourceSecret, frozen_map
+from reconciler.sources.base import Folder, content_token
 from reconciler.sources.errors import SourceError
 
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
@@ -73,8 +74,17 @@ class FileSource:
         except yaml.YAMLError:
             raise SourceError(f"{self.path}: not valid YAML") from None
 
-    def read(self, environment: str, secret_path: str) -> list[SourceSecret]:
+    def read(self, folder: Folder) -> list[SourceSecret]:
         """Secrets of one environment and folder; a missing folder is an empty folder."""
+        return self._read(folder.environment, folder.secret_path)
+
+    def change_token(self, folder: Folder) -> str:
+        return content_token(self.read(folder))
+
+    def close(self) -> None:
+        return None
+
+    def _read(self, environment: str, secret_path: str) -> list[SourceSecret]:
         root = self._compose()
         if root is None:
             return []
@@ -122,12 +132,13 @@ class FileSource:
                 )
         return SourceSecret(key, SecretValue(value), comment, frozen_map(metadata))
 
-    def write(self, environment: str, secret_path: str, updates: Mapping[str, SecretValue]) -> None:
+    def write(self, folder: Folder, updates: Mapping[str, SecretValue]) -> None:
         """Create or overwrite keys in one folder, atomically (temp file + rename)."""
         if not updates:
             return
+        environment, secret_path = folder.environment, folder.secret_path
         # validate the current layout first so a broken file is never overwritten
-        self.read(environment, secret_path)
+        self._read(environment, secret_path)
         try:
             data: Any = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
@@ -135,14 +146,14 @@ class FileSource:
         want = normalize_path(secret_path)
         env = data.setdefault(environment, {})
         folder_key = next((k for k in env if normalize_path(str(k)) == want), want)
-        folder = env.get(folder_key) or {}
-        env[folder_key] = folder
+        entries = env.get(folder_key) or {}
+        env[folder_key] = entries
         for key, value in updates.items():
-            current = folder.get(key)
+            current = entries.get(key)
             if isinstance(current, dict):
                 current["value"] = value.reveal()
             else:
-                folder[key] = value.reveal()
+                entries[key] = value.reveal()
         mode = self.path.stat().st_mode & 0o777 if self.path.exists() else 0o600
         fd, tmp = tempfile.mkstemp(prefix=".reconciler-", dir=self.path.parent)
         try:

@@ -8,6 +8,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from reconciler.model import Folder
+
 DESTINATIONS: tuple[str, ...] = (
     "windmill",
     "azure-key-vault",
@@ -118,9 +120,16 @@ class SecretSync:
     sync_options: Mapping[str, Any]
     description: str = ""
     project_id: str | None = None
+    #: read sub-folders of secret_path too (kms sources)
+    recursive: bool = False
     is_enabled: bool = True
     is_auto_sync_enabled: bool = True
     reconcile: ReconcileOptions = ReconcileOptions()
+
+    @property
+    def folder(self) -> Folder:
+        """Where this sync reads its secrets from."""
+        return Folder(self.environment, self.secret_path, self.project_id, self.recursive)
 
     @property
     def key_schema(self) -> str | None:
