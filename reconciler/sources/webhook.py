@@ -54,7 +54,10 @@ def verify_and_parse(
     """Check signature and freshness, then return the folder the event is about."""
     if len(body) > MAX_BODY_BYTES:
         raise WebhookError("payload too large")
-    parts = dict(p.split("=", 1) if p.startswith("t=") else ("v", p) for p in _header(headers).split(";") if p)
+    parts: dict[str, str] = {}
+    for piece in _header(headers).split(";"):
+        name, _, value = piece.partition("=") if piece.startswith("t=") else ("v", "", piece)
+        parts[name] = value
     try:
         timestamp_ms = int(parts["t"])
         given = parts["v"]
