@@ -37,8 +37,33 @@ def open_source(conn: Connection) -> Source:
             raise SourceError(f"connection {conn.name}: no path")
         return FileSource(conn.path)
     if conn.app == "kms":
-        raise SourceError(f"connection {conn.name}: the kms source is not available in this version")
+        return _open_kms(conn)
     raise SourceError(f"connection {conn.name}: app {conn.app!r} is not a source")
+
+
+def _open_kms(conn: Connection) -> Source:
+    from reconciler.sources.kms import open_kms
+
+    creds = connection_info(conn).credentials
+    client_id, client_secret = creds.get("clientId"), creds.get("clientSecret")
+    if conn.method != "universal-auth" or not isinstance(client_secret, SecretValue) or client_id is None:
+        raise ConnectError(f"connection {conn.name}: kms needs credentials.method universal-auth "
+                           "with clientId and clientSecret")
+    client_id = client_id.reveal() if isinstance(client_id, SecretValue) else client_id
+    return open_kms(conn.name, conn.settings, client_id, client_secret)
+
+
+def webhook_secret(conn: Connection) -> SecretValue | None:
+    """The shared secret that signs this kms connection's webhooks (None: webhooks are off)."""
+    ref = conn.settings.get("webhookSecret")
+    if ref is None:
+        return None
+    if not isinstance(ref, CredentialRef):
+        raise ConnectError(f"connection {conn.name}: webhookSecret must be a reference")
+    try:
+        return resolve(ref)
+    except CredentialError as e:
+        raise ConnectError(f"connection {conn.name}: webhookSecret: {e}") from None
 
 
 def target(sync: SecretSync) -> Target:

@@ -54,17 +54,23 @@ def verify_and_parse(
     """Check signature and freshness, then return the folder the event is about."""
     if len(body) > MAX_BODY_BYTES:
         raise WebhookError("payload too large")
+    if secret.is_empty():
+        raise WebhookError("no webhook secret configured")  # an empty HMAC key lets anyone sign
     parts: dict[str, str] = {}
     for piece in _header(headers).split(";"):
+        piece = piece.strip()
         name, _, value = piece.partition("=") if piece.startswith("t=") else ("v", "", piece)
         parts[name] = value
     try:
         timestamp_ms = int(parts["t"])
-        given = parts["v"]
-    except (KeyError, ValueError):
+        given = parts["v"].lower().encode("ascii")
+    except (KeyError, ValueError):  # UnicodeEncodeError is a ValueError
         raise WebhookError("malformed signature header") from None
+    if not 0 <= timestamp_ms < 10**15:  # milliseconds until year 33658; beyond that a float overflows
+        raise WebhookError("malformed signature header")
     expected = sign(body, secret, timestamp_ms).split(";", 1)[1]
-    if not hmac.compare_digest(expected, given.strip().lower()):
+    # bytes, not str: compare_digest refuses non-ASCII str with a TypeError (a 500, not a 401)
+    if not hmac.compare_digest(expected.encode("ascii"), given):
         raise WebhookError("signature does not match")
     current = time.time() if now is None else now
     if abs(current - timestamp_ms / 1000.0) > TOLERANCE_SECONDS:

@@ -30,6 +30,8 @@ from reconciler.specs.yamlload import Document
 DEFAULT_METHOD: Mapping[str, str] = MappingProxyType({"aws": "default", "azure-key-vault": "default"})
 #: settings that are file paths, resolved against the spec file's directory
 PATH_SETTINGS = ("caBundle",)
+#: settings that are secret references (resolved only when used, like credentials)
+SECRET_SETTINGS = ("webhookSecret",)
 _NOT_SETTINGS = frozenset({"kind", "name", "app", "description", "credentials"})
 
 
@@ -170,6 +172,9 @@ def _connection(doc: Document) -> tuple[Connection, list[Diagnostic]]:
     for key in PATH_SETTINGS:
         if isinstance(settings.get(key), str):
             settings[key] = credentials.absolute(settings[key], base)
+    for key in SECRET_SETTINGS:
+        if credentials.is_ref(settings.get(key)):
+            settings[key] = credentials.parse_ref(settings[key], base)
     raw = data.get("credentials") or {}
     creds: dict[str, str | CredentialRef] = {}
     for key, value in raw.items():
@@ -223,6 +228,7 @@ def _sync(doc: Document, source: str) -> SecretSync:
         sync_options=_freeze(opts),
         description=data.get("description", ""),
         project_id=data.get("projectId"),
+        recursive=data.get("recursive", False),
         is_enabled=data.get("isEnabled", True),
         is_auto_sync_enabled=data.get("isAutoSyncEnabled", True),
         reconcile=reconcile_options(data.get("reconcile") or {}),

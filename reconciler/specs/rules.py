@@ -134,6 +134,11 @@ def source_fit(doc: Document, src: ConnectionRef) -> list[Diagnostic]:
         out.append(doc.diagnostic(("projectId",), f"projectId is ignored for a file source ('{src.name}')",
                                   "warning"))
     behaviour = _map(data, "syncOptions").get("initialSyncBehavior")
+    if data.get("recursive") is True and src.app == "file":
+        out.append(doc.diagnostic(("recursive",), f"recursive reads need a kms source; '{src.name}' is a file"))
+    if data.get("recursive") is True and behaviour in IMPORTS:
+        out.append(doc.diagnostic(("recursive",), f"recursive cannot be combined with {behaviour}: an import "
+                                  "writes into one folder (as upstream, recursive needs overwrite-destination)"))
     if behaviour in IMPORTS and src.writable is False:
         out.append(doc.diagnostic(("syncOptions", "initialSyncBehavior"),
                                   f"{behaviour} writes into the source, "

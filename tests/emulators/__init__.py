@@ -1,0 +1,1 @@
+"""Local emulators of the services reconciler talks to (test infrastructure, never shipped)."""
