@@ -29,6 +29,7 @@ demo: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench_aws.py
+	$(BIN)/python benchmarks/bench_azure.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

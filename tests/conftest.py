@@ -62,3 +62,6 @@ def sm_client(aws_endpoint: str):  # type: ignore[no-untyped-def]
         region_name="us-east-1",
         config=Config(retries={"max_attempts": 1, "mode": "standard"}),
     )
+
+
+from tests.fixtures_azure import *  # noqa: E402, F403 - Azure Key Vault emulator fixtures

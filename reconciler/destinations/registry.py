@@ -12,7 +12,7 @@ from reconciler.destinations.errors import ConfigError
 #: destination id -> (module, class); None = known but not built yet
 _IMPLEMENTATIONS: Final[dict[str, tuple[str, str] | None]] = {
     "aws-secrets-manager": ("reconciler.destinations.aws", "AwsSecretsManager"),
-    "azure-key-vault": None,
+    "azure-key-vault": ("reconciler.destinations.azure", "AzureKeyVault"),
     "oci-vault": None,
     "azure-devops": None,
     "windmill": None,
