@@ -9,11 +9,12 @@ from reconciler.model import InventoryEntry, Lifecycle, ObservedEntry
 
 
 def vouch(observed: ObservedEntry, recorded: InventoryEntry | None) -> ObservedEntry:
-    """An active entry whose version has not moved since our last write still holds the
-    value we wrote: take its fingerprint from state instead of reading the value."""
+    """An entry whose version has not moved since our last write still holds the value we
+    wrote: take its fingerprint from state instead of reading the value. That holds for a
+    soft-deleted (pending-deletion) entry too, so restoring it plans no needless update."""
     if (
         observed.fingerprint is None
-        and observed.lifecycle is Lifecycle.ACTIVE
+        and observed.lifecycle in (Lifecycle.ACTIVE, Lifecycle.PENDING_DELETION)
         and recorded is not None
         and recorded.fingerprint is not None
         and observed.version is not None
