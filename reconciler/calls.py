@@ -54,3 +54,10 @@ def reset() -> None:
 def add_listener(fn: Callable[[str, str, str], None]) -> None:
     with _lock:
         _listeners.append(fn)
+
+
+def remove_listener(fn: Callable[[str, str, str], None]) -> None:
+    """Undo :func:`add_listener` (a stopped daemon stops counting)."""
+    with _lock:
+        if fn in _listeners:
+            _listeners.remove(fn)

@@ -88,6 +88,18 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("remove", parents=[common], help="delete this sync's secrets from the destination")
     r.add_argument("name", help="the SecretSync whose destination secrets to delete")
     r.add_argument("dir", nargs="?", default=None, help=dir_help)
+
+    d = sub.add_parser("run", parents=[common], help="the daemon: reconcile on start, on change, on a schedule",
+                       epilog="Exits 0 after SIGTERM/SIGINT (graceful stop); SIGHUP reloads every spec.")
+    d.add_argument("dir", nargs="?", default=None, help=dir_help)
+    d.add_argument("--listen", default=os.environ.get("RECONCILER_LISTEN", "127.0.0.1:9464"), metavar="HOST:PORT",
+                   help="health, metrics and webhook server (default: $RECONCILER_LISTEN or 127.0.0.1:9464; "
+                        "'off' disables it)")
+    d.add_argument("--workers", type=int, default=4, help="syncs reconciled at once (default 4)")
+    d.add_argument("--per-connection", type=int, default=2,
+                   help="syncs reconciled at once per destination connection (default 2)")
+    d.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="on SIGTERM, wait this long for reconciles in progress (default 30)")
     return p
 
 
@@ -285,11 +297,16 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from reconciler.daemon.statusfile import read_live
+
     state = _state(args, readonly=True)
     rows = [s.as_dict() for s in state.all_status()]
     state.close()
+    live = (read_live(state.directory) or {}).get("syncs", {})
     for r in rows:
         r.pop("target", None)
+        planned = live.get(r["sync"]) or {}
+        r["nextAttemptAt"] = planned.get("nextAttemptAt")  # only while a daemon runs
     if args.json:
         print(json.dumps({"format_version": "1", "syncs": rows}, indent=2))
         return EXIT_OK
@@ -301,6 +318,8 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"{'  last synced ' + r['lastSyncedAt'] if r['lastSyncedAt'] else ''}")
         if r["lastSyncMessage"]:
             print(f"  message: {r['lastSyncMessage']}")
+        if r["nextAttemptAt"]:
+            print(f"  next attempt: {r['nextAttemptAt']} (the daemon retries with backoff)")
         for job in ("Import", "Remove"):
             st = r[f"{job.lower()}Status"]
             if st:
@@ -311,6 +330,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from reconciler.daemon.main import run
+
+    return run(Path(args.dir or _default_dir()), args.state_dir or default_state_dir(), listen=args.listen,
+               workers=args.workers, per_connection=args.per_connection, shutdown_timeout=args.shutdown_timeout)
+
+
 COMMANDS = {
     "validate": cmd_validate,
     "plan": cmd_plan,
@@ -318,13 +344,15 @@ COMMANDS = {
     "status": cmd_status,
     "import": cmd_import,
     "remove": cmd_remove,
+    "run": cmd_run,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quiet_default = "warning" if args.command in ("validate", "plan", "status") else "info"
-    configure_logging(args.log_format or "console", args.log_level or quiet_default)
+    configure_logging(args.log_format or ("json" if args.command == "run" else "console"),
+                      args.log_level or quiet_default)
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import uuid
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Final, TextIO
 
@@ -90,3 +91,10 @@ def configure(fmt: str = "console", level: str = "info", stream: TextIO | None =
 
 def get_logger(**bound: Any) -> Any:
     return structlog.get_logger("reconciler").bind(**bound)
+
+
+def current_run_id() -> str:
+    """The run id bound by the caller (the daemon binds one per run, so its events and the
+    engine's share it), else a fresh one."""
+    bound = structlog.contextvars.get_contextvars().get("run_id")
+    return bound if isinstance(bound, str) else uuid.uuid4().hex[:12]

@@ -26,6 +26,8 @@ class Outcome:
     plan: Plan | None = None
     error: str | None = None
     results: list[ChangeResult] = field(default_factory=list)
+    #: seconds a throttling destination asked us to wait (Retry-After), when it said
+    retry_after: float | None = None
 
     @property
     def failed(self) -> bool:

@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,7 @@ from reconciler.destinations.base import DesiredSpec, Destination
 from reconciler.destinations.errors import DestinationError
 from reconciler.engine.connect import ConnectError, open_destination, open_source
 from reconciler.engine.outcome import Outcome, record_status
-from reconciler.logging import get_logger
+from reconciler.logging import current_run_id, get_logger
 from reconciler.model import (
     Action,
     Change,
@@ -180,7 +179,7 @@ class Reconciler:
         """Open source and destination, run ``body``, turn known failures into the outcome's
         error, and (for jobs other than a plan) record the seeds' status fields."""
         out = Outcome(sync.name, sync.destination)
-        log = get_logger(sync=sync.name, destination=sync.destination, run_id=uuid.uuid4().hex[:12])
+        log = get_logger(sync=sync.name, destination=sync.destination, run_id=current_run_id())
         started = time.monotonic()
         try:
             ctx = self._context(sync)
@@ -191,6 +190,7 @@ class Reconciler:
                 ctx.source.close()
         except (SourceError, DestinationError, ConnectError) as e:
             out.error = str(e)
+            out.retry_after = getattr(e, "retry_after", None)
         if job is not None:
             record_status(self.state, sync, self._safe_target(sync), out, job, started, log)
         return out

@@ -1,0 +1,116 @@
+"""Daemon latency: a saved secrets file -> the new value readable at the destination.
+
+Runs `reconciler run`'s daemon in-process against moto's server on 127.0.0.1, saves the file
+source 20 times (atomically, as editors do) and times each save until GetSecretValue returns
+the new value; prints p50 and p95. With --syncs N, N-1 other syncs share the file and
+connection (each save changes all of them: the measured sync competes for workers).
+
+Usage: python benchmarks/bench_daemon.py [--saves 20] [--syncs 1] [--keys 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
+                  AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+                  AWS_EC2_METADATA_DISABLED="true", NO_COLOR="1")
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from reconciler.daemon.config import DaemonConfig
+from reconciler.daemon.daemon import Daemon
+from reconciler.logging import configure
+
+
+def _specs(root: Path, endpoint: str, syncs: int) -> None:
+    docs: list[dict[str, object]] = [
+        {"kind": "Connection", "name": "local", "app": "file", "path": "../secrets.yaml"},
+        {"kind": "Connection", "name": "aws", "app": "aws", "endpoint": endpoint, "region": "us-east-1",
+         "credentials": {"method": "access-key", "accessKeyId": {"env": "AWS_ACCESS_KEY_ID"},
+                         "secretAccessKey": {"env": "AWS_SECRET_ACCESS_KEY"}}},
+    ]
+    for i in range(syncs):
+        docs.append({"kind": "SecretSync", "name": f"s{i}", "source": "local", "environment": "dev",
+                     "secretPath": f"/s{i}", "destination": "aws-secrets-manager", "connection": "aws",
+                     "destinationConfig": {"region": "us-east-1", "mappingBehavior": "one-to-one"},
+                     "syncOptions": {"keySchema": f"s{i}/{{{{secretKey}}}}"}})
+    (root / "specs").mkdir()
+    (root / "specs" / "specs.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
+
+
+def _save(path: Path, syncs: int, keys: int, rnd: int) -> None:
+    data = {"dev": {f"/s{i}": {f"K{k}": f"r{rnd}-{i}-{k}" for k in range(keys)} for i in range(syncs)}}
+    tmp = path.with_name(".secrets.yaml.tmp")
+    tmp.write_text(yaml.safe_dump(data))
+    os.replace(tmp, path)
+
+
+def _pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, round(p / 100 * len(xs) + 0.5) - 1))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--saves", type=int, default=20)
+    ap.add_argument("--syncs", type=int, default=1)
+    ap.add_argument("--keys", type=int, default=10)
+    args = ap.parse_args()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    configure("json", "warning", stream=io.StringIO())
+    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    srv.start()
+    host, port = srv.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    sm = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        _specs(root, endpoint, args.syncs)
+        secrets = root / "secrets.yaml"
+        _save(secrets, args.syncs, args.keys, 0)
+        daemon = Daemon(DaemonConfig(spec_dir=root / "specs", state_dir=root / "state", listen=None,
+                                     install_signals=False))
+        t = threading.Thread(target=lambda: asyncio.run(daemon.run()), daemon=True)
+        t.start()
+        while not daemon.ready:
+            time.sleep(0.01)
+        probe = f"s0/K{args.keys - 1}"
+        latencies = []
+        for rnd in range(1, args.saves + 1):
+            want = f"r{rnd}-0-{args.keys - 1}"
+            t0 = time.perf_counter()
+            _save(secrets, args.syncs, args.keys, rnd)
+            while sm.get_secret_value(SecretId=probe)["SecretString"] != want:
+                if time.perf_counter() - t0 > 30:
+                    print(f"save {rnd}: not applied after 30 s", file=sys.stderr)
+                    return 1
+                time.sleep(0.005)
+            latencies.append(time.perf_counter() - t0)
+            time.sleep(0.3)  # let the daemon go idle: each save is measured on its own
+        daemon.request_stop()
+        t.join(30)
+    srv.stop()
+    ms = [x * 1000 for x in latencies]
+    print(f"save -> value at destination, {args.saves} saves, {args.syncs} sync(s) x {args.keys} keys "
+          f"(one file, one AWS connection, moto on 127.0.0.1):")
+    print(f"  p50 {statistics.median(ms):.0f} ms   p95 {_pct(ms, 95):.0f} ms   "
+          f"min {min(ms):.0f} ms   max {max(ms):.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

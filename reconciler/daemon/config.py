@@ -1,0 +1,41 @@
+"""Daemon settings (from the command line; every default is safe for a single host)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_LISTEN = "127.0.0.1:9464"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def parse_listen(text: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` (``[::1]:9464`` for IPv6); ``off`` or empty turns the server off."""
+    text = text.strip()
+    if text in ("", "off", "none"):
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"--listen {text!r}: expected HOST:PORT, e.g. {DEFAULT_LISTEN}")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    spec_dir: Path
+    state_dir: Path
+    #: health/metrics/webhook server; None = off
+    listen: tuple[str, int] | None = ("127.0.0.1", 9464)
+    #: syncs reconciled at once, overall and per destination connection
+    workers: int = 4
+    per_connection: int = 2
+    #: how long SIGTERM waits for reconciles in progress
+    shutdown_timeout: float = 30.0
+    #: watchfiles timing (milliseconds): ``step`` is the latency floor, ``debounce`` the cap
+    watch_step_ms: int = 50
+    watch_debounce_ms: int = 1600
+    install_signals: bool = True

@@ -1,0 +1,53 @@
+"""Entry point behind ``reconciler run``: check the arguments, then run the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from reconciler.daemon.config import ConfigError, DaemonConfig, parse_listen
+from reconciler.logging import get_logger
+
+
+def run(spec_dir: Path, state_dir: Path, *, listen: str, workers: int, per_connection: int,
+        shutdown_timeout: float) -> int:
+    """0 after a graceful stop (SIGTERM/SIGINT); 1 when the daemon cannot start."""
+    from reconciler.daemon.daemon import Daemon
+
+    try:
+        address = parse_listen(listen)
+        if workers < 1 or per_connection < 1:
+            raise ConfigError("--workers and --per-connection must be at least 1")
+        if shutdown_timeout < 0:
+            raise ConfigError("--shutdown-timeout must not be negative")
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if not spec_dir.is_dir():
+        print(f"error: spec directory {spec_dir} does not exist (or is not a directory)", file=sys.stderr)
+        return 1
+    config = DaemonConfig(spec_dir=spec_dir.absolute(), state_dir=state_dir.absolute(), listen=address,
+                          workers=workers, per_connection=per_connection, shutdown_timeout=shutdown_timeout)
+    get_logger(component="daemon").info("daemon.starting", specs=str(config.spec_dir),
+                                        state=str(config.state_dir), listen=listen)
+    from reconciler.state.store import StateError
+
+    daemon = Daemon(config)
+    try:
+        code = asyncio.run(daemon.run())
+        if daemon.abandoned:
+            # the stop timeout ran out: end now rather than wait at interpreter exit for the
+            # engine's worker threads (every write that landed is already recorded)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
+    except OSError as e:  # the listen address is taken, the state directory is not writable, ...
+        print(f"error: cannot start the daemon: {e.strerror or e}"
+              f"{' (' + str(e.filename) + ')' if e.filename else ''}", file=sys.stderr)
+        return 1
+    except StateError as e:
+        print(f"error: cannot start the daemon: {e}", file=sys.stderr)
+        return 1

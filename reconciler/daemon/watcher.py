@@ -1,0 +1,92 @@
+"""File events (watchfiles): the spec directory, recursively, YAML only; and each local file
+source, by watching its *directory* (a watch on the file itself goes blind after the first
+atomic save, which replaces the inode)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+
+from reconciler.logging import get_logger
+
+OnChanges = Callable[[set[str]], Awaitable[None]]
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def _real(p: str | Path) -> str:
+    return os.path.realpath(p)
+
+
+class Watcher:
+    def __init__(self, on_changes: OnChanges, *, step_ms: int = 50, debounce_ms: int = 1600) -> None:
+        self._on_changes = on_changes
+        self._step, self._debounce = step_ms, debounce_ms
+        self._spec_dir = ""
+        self._sources: frozenset[str] = frozenset()
+        self._roots: tuple[str, ...] = ()
+        self._restart = asyncio.Event()
+        self._stopping = False
+        self.alive = False
+        self._log = get_logger(component="watcher")
+
+    # -- what to watch ----------------------------------------------------------------------
+    def set_targets(self, spec_dir: Path, source_files: Iterable[Path]) -> None:
+        """Watch these; restarts the underlying watch only when its directories change."""
+        self._spec_dir = _real(spec_dir)
+        self._sources = frozenset(_real(p) for p in source_files)
+        roots = {self._spec_dir}
+        for f in self._sources:
+            parent = os.path.dirname(f)
+            if not self._under_spec_dir(parent) and os.path.isdir(parent):
+                roots.add(parent)
+        new = tuple(sorted(roots))
+        if new != self._roots:
+            self._roots = new
+            self._restart.set()
+
+    def _under_spec_dir(self, path: str) -> bool:
+        return path == self._spec_dir or path.startswith(self._spec_dir + os.sep)
+
+    def wanted(self, path: str) -> bool:
+        """A source file, or a (non-hidden) YAML file below the spec directory."""
+        real = _real(path)
+        if real in self._sources:
+            return True
+        return (self._under_spec_dir(real) and real.endswith(SPEC_SUFFIXES)
+                and not os.path.basename(real).startswith("."))
+
+    def is_source(self, path: str) -> bool:
+        return _real(path) in self._sources
+
+    # -- loop ---------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stopping = True
+        self._restart.set()
+
+    async def run(self) -> None:
+        from watchfiles import awatch
+
+        while not self._stopping:
+            self._restart.clear()
+            roots = [r for r in self._roots if os.path.isdir(r)]
+            if not roots:
+                await self._wait_restart(1.0)
+                continue
+            self.alive = True
+            try:
+                async for changes in awatch(*roots, watch_filter=lambda _c, p: self.wanted(p),
+                                            stop_event=self._restart, step=self._step,
+                                            debounce=self._debounce, recursive=True):
+                    await self._on_changes({p for _c, p in changes})
+            except (OSError, RuntimeError) as e:  # a root vanished: wait, then watch again
+                self._log.warning("watch.failed", error_type=type(e).__name__, roots=roots)
+                await self._wait_restart(1.0)
+            finally:
+                self.alive = False
+
+    async def _wait_restart(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._restart.wait(), seconds)

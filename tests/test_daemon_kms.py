@@ -1,0 +1,170 @@
+"""KMS sources under the daemon: folder polls by change token, and signed webhooks. The KMS
+source is a fake here (its own tests live with it); the destination is moto."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from reconciler.daemon.kms import PollKey
+from reconciler.model import Folder, SecretValue, SourceSecret
+from reconciler.sources.base import content_token
+from reconciler.sources.webhook import sign
+from reconciler.specs.loader import load
+from reconciler.specs.model import Connection, CredentialRef, Location, SpecSet
+from tests.support.canary import CANARIES
+from tests.support.cli import Workspace
+from tests.support.daemon import DaemonHarness, wait_until
+
+HOOK_SECRET = CANARIES[2]
+PROJECT = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
+
+
+class FakeKms:
+    """Folders of secrets; counts token reads."""
+
+    def __init__(self) -> None:
+        self.folders: dict[str, dict[str, str]] = {}
+        self.token_reads = 0
+
+    def read(self, folder: Folder) -> list[SourceSecret]:
+        items: dict[str, str] = {}
+        for path, secrets in self.folders.items():
+            under = path.startswith(folder.secret_path.rstrip("/") + "/")
+            if path == folder.secret_path or (folder.recursive and under):
+                items.update(secrets)
+        return [SourceSecret(k, SecretValue(v)) for k, v in sorted(items.items())]
+
+
+class FakeSource:
+    writable = False
+
+    def __init__(self, kms: FakeKms) -> None:
+        self.kms = kms
+
+    def read(self, folder: Folder) -> list[SourceSecret]:
+        return self.kms.read(folder)
+
+    def write(self, folder: Folder, updates: Mapping[str, SecretValue]) -> None:
+        raise AssertionError("not used")
+
+    def change_token(self, folder: Folder) -> str:
+        self.kms.token_reads += 1
+        return content_token(self.kms.read(folder))
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def kms(monkeypatch: pytest.MonkeyPatch) -> FakeKms:
+    from reconciler.engine import connect, reconcile
+
+    fake = FakeKms()
+    real = connect.open_source
+
+    def open_source(conn: Connection) -> Any:
+        return FakeSource(fake) if conn.app == "kms" else real(conn)
+
+    monkeypatch.setattr(connect, "open_source", open_source)
+    monkeypatch.setattr(reconcile, "open_source", open_source)
+    monkeypatch.setenv("KMS_HOOK_SECRET", HOOK_SECRET)
+    return fake
+
+
+def kms_loader(root: Path) -> SpecSet:
+    """The YAML specs (file-source syncs), re-pointed at a kms connection built here, so the
+    test does not depend on the kms schema's details."""
+    specs = load(root)
+    conn = Connection(name="kms", app="kms", location=Location(root / "kms.yaml", 1),
+                      settings=MappingProxyType({"pollInterval": 7,
+                                                 "webhookSecret": CredentialRef("env", "KMS_HOOK_SECRET")}),
+                      method="universal-auth")
+    quiet = dataclasses.replace(conn, name="quiet-kms", settings=MappingProxyType({}))
+    syncs = {n: dataclasses.replace(s, source="kms", project_id=PROJECT, recursive=s.name == "deep")
+             for n, s in specs.syncs.items()}
+    return dataclasses.replace(specs, syncs=MappingProxyType(syncs),
+                               connections=MappingProxyType({**specs.connections, "kms": conn, "quiet-kms": quiet}))
+
+
+@pytest.fixture
+def started(tmp_path: Path, aws_endpoint: str, kms: FakeKms) -> Iterator[tuple[DaemonHarness, FakeKms, Any]]:
+    import boto3
+
+    ws = Workspace(tmp_path, aws_endpoint)
+    for name, path in (("one", "/one"), ("one-b", "/one"), ("two", "/two"), ("deep", "/deep")):
+        ws.write_spec(f"{name}.yaml", [ws.sync(name, secretPath=path,
+                                              syncOptions={"keySchema": f"{name}/{{{{secretKey}}}}"})])
+    kms.folders = {"/one": {"K": "1"}, "/two": {"K": "2"}, "/deep/x": {"K": "d"}}
+    h = DaemonHarness(ws, loader=kms_loader).start()
+    sm = boto3.client("secretsmanager", endpoint_url=aws_endpoint, region_name="us-east-1")
+    try:
+        yield h, kms, sm
+    finally:
+        assert h.stop() == 0
+        assert h.leaks() == []
+
+
+def val(sm: Any, name: str) -> str:
+    return str(sm.get_secret_value(SecretId=name)["SecretString"])
+
+
+def test_poll_runs_only_the_syncs_of_a_folder_whose_token_moved(started: tuple[DaemonHarness, FakeKms, Any]) -> None:
+    h, kms, sm = started
+    d = h.daemon
+    assert val(sm, "one/K") == "1" and val(sm, "two/K") == "2" and val(sm, "deep/K") == "d"
+    keys = h.on_loop(lambda: dict(d._polls))
+    one = PollKey("kms", Folder("dev", "/one", PROJECT, False))
+    two = PollKey("kms", Folder("dev", "/two", PROJECT, False))
+    assert keys[one] == (7.0, ["one", "one-b"]) and keys[two] == (7.0, ["two"])
+    assert h.on_loop(lambda: d.schedule.polls()) == {str(k) for k in keys}, "one poll job per distinct folder"
+    wait_until(lambda: h.on_loop(lambda: len(d.poller.tokens)) == len(keys), 5, "first tokens")
+
+    assert h.call(d.poll(one)) == [] and h.call(d.poll(two)) == [], "nothing moved"
+    kms.folders["/one"] = {"K": "1b"}
+    assert h.call(d.poll(two)) == []
+    assert h.call(d.poll(one)) == ["one", "one-b"]
+    h.wait_idle()
+    assert val(sm, "one/K") == "1b" and val(sm, "one-b/K") == "1b" and val(sm, "two/K") == "2"
+    assert not h.events("reconcile.started", sync="two", trigger="source-changed")
+
+
+def _hook(h: DaemonHarness, conn: str, body: dict[str, Any], secret: str = HOOK_SECRET,
+          header: str = "x-kms-signature") -> tuple[int, bytes]:
+    raw = json.dumps(body).encode()
+    sig = sign(raw, SecretValue(secret), int(time.time() * 1000))
+    status, out, _ = h.http("POST", f"/webhooks/kms/{conn}", raw, {header: sig, "Content-Type": "application/json"})
+    return status, out
+
+
+def _event(path: str) -> dict[str, Any]:
+    return {"event": "secrets.modified", "project": {"workspaceId": PROJECT, "projectId": PROJECT,
+                                                     "environment": "dev", "secretPath": path}}
+
+
+def test_signed_webhook_triggers_the_syncs_of_its_folder(started: tuple[DaemonHarness, FakeKms, Any]) -> None:
+    h, kms, sm = started
+    kms.folders["/one"] = {"K": "hook"}
+    kms.folders["/deep/x"] = {"K": "deeper"}
+    status, out = _hook(h, "kms", _event("/one"))
+    assert status == 202 and json.loads(out) == {"triggered": ["one", "one-b"]}
+    status, out = _hook(h, "kms", _event("/deep/x"), header="x-infisical-signature")
+    assert status == 202 and json.loads(out) == {"triggered": ["deep"]}, "a recursive sync covers sub-folders"
+    h.wait_idle()
+    assert val(sm, "one/K") == "hook" and val(sm, "deep/K") == "deeper"
+
+    assert _hook(h, "kms", _event("/one"), secret="wrong")[0] == 401
+    status, out = _hook(h, "kms", {"not": "an event"})
+    assert status == 401 and b"project" not in out, "no detail to an unauthenticated caller"
+    assert _hook(h, "nope", _event("/one"))[0] == 404
+    assert _hook(h, "local", _event("/one"))[0] == 404, "a file connection takes no webhooks"
+    assert _hook(h, "quiet-kms", _event("/one"))[0] == 404, "no webhookSecret: webhooks are off"
+    assert h.http("GET", "/webhooks/kms/kms")[0] == 405
+    assert h.events("webhook.rejected", connection="kms")
