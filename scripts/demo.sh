@@ -72,5 +72,91 @@ step "now the delete is planned (AWS keeps the secret for its 30-day recovery wi
 step "apply it" "$BIN/reconciler" apply --sync "$SYNC"
 step "the plan as JSON, for CI" "$BIN/reconciler" plan --sync "$SYNC" --json
 step "status" "$BIN/reconciler" status
+
+# -- Hanzo KMS as the source: the KMS emulator (tests/emulators/kms.py) on port 8086 ------------
+KMS_PORT=8086   # as siteUrl in examples/syncs/connections.yaml
+KSYNC=kms-to-aws
+if (exec 3<>"/dev/tcp/127.0.0.1/$KMS_PORT") 2>/dev/null; then
+  echo "port $KMS_PORT is in use: skipping the Hanzo KMS part" >&2
+else
+  cat >"$DEMO/kms-seed.yaml" <<'YAML'
+identities: {demo-client: demo-client-secret}
+projects:
+  3c90c3cc-0d44-4b50-8888-8dd25736052a:
+    dev:
+      /shared:
+        secrets: {LOG_LEVEL: info, DB_HOST: db.payments.internal}
+      /payments:
+        secrets:
+          STRIPE_KEY: {value: demo-stripe-key, comment: rotated monthly, metadata: {team: payments}}
+          DB_URL: "postgres://app@${dev.shared.DB_HOST}:5432/payments"
+        imports: [{environment: dev, secretPath: /shared}]
+YAML
+  "$BIN/python" -m tests.emulators.kms --port "$KMS_PORT" --seed "$DEMO/kms-seed.yaml" >"$DEMO/kms.log" 2>&1 &
+  KMS=$!
+  trap 'kill $MOTO $KMS 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$KMS_PORT") 2>/dev/null && break || sleep 0.2; done
+  export KMS_CLIENT_ID=demo-client KMS_CLIENT_SECRET=demo-client-secret KMS_WEBHOOK_SECRET=demo-webhook-secret
+  "$BIN/python" - "$PORT" <<'PY'
+import sys, boto3
+sm = boto3.client("secretsmanager", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}", region_name="us-east-1")
+sm.create_secret(Name="kms/dev/LEGACY_TOKEN", SecretString="made-by-hand-in-aws")
+print("(in AWS) kms/dev/LEGACY_TOKEN exists before the first sync")
+PY
+  step "plan the KMS sync: imports merged, references expanded, LEGACY_TOKEN imported into KMS" \
+    "$BIN/reconciler" plan --sync "$KSYNC"
+  step "apply it" "$BIN/reconciler" apply --sync "$KSYNC"
+  "$BIN/python" - "$KMS_PORT" <<'PY'
+import sys, httpx
+kms = httpx.Client(base_url=f"http://127.0.0.1:{sys.argv[1]}")
+token = kms.post("/api/v1/auth/universal-auth/login",
+                 json={"clientId": "demo-client", "clientSecret": "demo-client-secret"}).json()["accessToken"]
+kms.headers["authorization"] = f"Bearer {token}"
+folder = {"projectId": "3c90c3cc-0d44-4b50-8888-8dd25736052a", "environment": "dev", "secretPath": "/shared"}
+kms.patch("/api/v4/secrets/batch", json={**folder, "secrets": [{"secretKey": "DB_HOST", "secretValue": "db2.internal"}]})
+keys = [s["secretKey"] for s in kms.get("/api/v4/secrets", params={**folder, "secretPath": "/payments"}).json()["secrets"]]
+print(f"(in Hanzo KMS) /payments now holds {sorted(keys)}; changed DB_HOST in /shared")
+PY
+  step "plan after a KMS change two folders away (DB_URL references DB_HOST)" \
+    "$BIN/reconciler" plan --sync "$KSYNC"
+  step "apply it" "$BIN/reconciler" apply --sync "$KSYNC"
+  step "converged" "$BIN/reconciler" plan --sync "$KSYNC" --detailed-exitcode
+fi
+
+# -- Azure Key Vault: its emulator (tests/emulators/azure_keyvault) on 8443 and a fake Entra ------
+# authority on 8444 with a throwaway CA; reconciler logs in with the real client-secret flow.
+AKV_PORT=8443 AKV_IDP_PORT=8444   # as vaultBaseUrl / authorityHost in examples/syncs
+ASYNC=my-key-vault-sync
+if (exec 3<>"/dev/tcp/127.0.0.1/$AKV_PORT") 2>/dev/null || (exec 3<>"/dev/tcp/127.0.0.1/$AKV_IDP_PORT") 2>/dev/null; then
+  echo "port $AKV_PORT or $AKV_IDP_PORT is in use: skipping the Azure Key Vault part" >&2
+else
+  export AZURE_TENANT_ID=emulator-tenant AZURE_CLIENT_ID=demo-client AZURE_CLIENT_SECRET=demo-client-secret
+  "$BIN/python" -m tests.emulators.azure_keyvault --port "$AKV_PORT" --idp-port "$AKV_IDP_PORT" \
+    --ca-dir "$DEMO/azure-ca" --client "$AZURE_TENANT_ID:$AZURE_CLIENT_ID:AZURE_CLIENT_SECRET" \
+    >"$DEMO/keyvault.log" 2>&1 &
+  AKV=$!
+  trap 'kill $MOTO ${KMS:-} $AKV 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do grep -q "key vault on" "$DEMO/keyvault.log" 2>/dev/null && break || sleep 0.2; done
+  step "plan the Key Vault sync ('_' becomes '-' in vault names)" "$BIN/reconciler" plan --sync "$ASYNC"
+  step "apply it" "$BIN/reconciler" apply --sync "$ASYNC"
+  step "no-op: one list call per 25 secrets and nothing else" "$BIN/reconciler" apply --sync "$ASYNC"
+  "$BIN/python" - "$AKV_PORT" "$AKV_IDP_PORT" "$DEMO/azure-ca/ca.pem" <<'PY'
+import os, sys
+from azure.identity import ClientSecretCredential
+from azure.keyvault.secrets import SecretClient
+port, idp, ca = sys.argv[1:]
+cred = ClientSecretCredential(os.environ["AZURE_TENANT_ID"], os.environ["AZURE_CLIENT_ID"],
+                              os.environ["AZURE_CLIENT_SECRET"], authority=f"https://127.0.0.1:{idp}",
+                              disable_instance_discovery=True, connection_verify=ca)
+kv = SecretClient(f"https://127.0.0.1:{port}", cred, verify_challenge_resource=False, connection_verify=ca)
+name = sorted(p.name for p in kv.list_properties_of_secrets())[0]
+kv.begin_delete_secret(name, _polling_interval=0.1).wait()
+print(f"(out of band) deleted {name} in the vault: soft-deleted, recoverable")
+PY
+  step "plan: the soft-deleted secret is an explicit restore (its value is compared, not rewritten)" \
+    "$BIN/reconciler" plan --sync "$ASYNC"
+  step "apply it" "$BIN/reconciler" apply --sync "$ASYNC"
+  step "converged" "$BIN/reconciler" plan --sync "$ASYNC" --detailed-exitcode
+fi
 echo
 echo "Demo done. State is in $DEMO/state; the moto log in $DEMO/moto.log."
