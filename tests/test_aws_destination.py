@@ -573,3 +573,15 @@ def test_assume_role_uses_sts_on_the_default_chain(aws_endpoint: str) -> None:
     creds = cast(Any, d.client)._request_signer._credentials.get_frozen_credentials()
     assert creds.access_key.startswith("ASIA")  # moto's temporary keys, not the env's "testing"
     d.close()
+
+
+def test_clients_are_shared_per_connection_and_renewed_when_a_credential_rotates(aws_endpoint: str) -> None:
+
+    def conn(secret: str) -> ConnectionInfo:
+        return ConnectionInfo(name="c", app="aws", settings={"endpoint": aws_endpoint}, method="access-key",
+                              credentials={"accessKeyId": "AKIDEXAMPLE", "secretAccessKey": SecretValue(secret)})
+
+    first = aws_client.make_client(conn("s1"), "us-east-1", "sync-a")
+    assert aws_client.make_client(conn("s1"), "us-east-1", "sync-b") is first, "one client per connection"
+    assert aws_client.make_client(conn("s2"), "us-east-1", "sync-a") is not first, "a rotated secret"
+    assert aws_client.make_client(conn("s1"), "eu-west-1", "sync-a") is not first, "another region"

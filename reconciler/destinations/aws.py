@@ -373,7 +373,7 @@ class AwsSecretsManager:
         return ChangeResult(change=change, ok=True, version=version, properties=frozen_map(props))
 
     def close(self) -> None:
-        self._client.close()
+        """The client is shared across runs (aws_client caches it), so it stays open."""
 
 
 def _tag_list(props: Mapping[str, str]) -> list[TagTypeDef]:

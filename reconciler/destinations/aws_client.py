@@ -6,6 +6,10 @@ registry or for tests of the pure parts) never pays for the SDK.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -113,7 +117,47 @@ def _assume_role_session(connection: ConnectionInfo, region: str, config: Any, s
     return boto3.Session(botocore_session=core, region_name=region)
 
 
+#: clients by connection identity: building one (session, service model, endpoint
+#: resolution) costs ~100 ms, more than a no-op reconcile itself; boto3 clients are thread-safe
+_CLIENTS: OrderedDict[str, SecretsManagerClient] = OrderedDict()
+_CLIENTS_LOCK = threading.Lock()
+_CLIENTS_MAX = 64
+
+
+def _identity(connection: ConnectionInfo, region: str, sync: str) -> str:
+    """A digest of everything a client is built from (credential values included, so a
+    rotated credential gets a new client); the assume-role session name carries the sync."""
+    ident = {
+        "name": connection.name, "region": region, "method": connection.method,
+        "settings": {k: str(v) for k, v in connection.settings.items()},
+        "credentials": {k: connection.secret(k) for k in connection.credentials},
+        "sync": sync if connection.method == "assume-role" else None,
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+
+
 def make_client(connection: ConnectionInfo, region: str, sync: str) -> SecretsManagerClient:
+    """A (cached) Secrets Manager client for this connection."""
+    key = _identity(connection, region, sync)
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            client = _new_client(connection, region, sync)
+            _CLIENTS[key] = client
+            while len(_CLIENTS) > _CLIENTS_MAX:
+                _CLIENTS.popitem(last=False)
+        else:
+            _CLIENTS.move_to_end(key)
+        return client
+
+
+def clear_clients() -> None:
+    """Forget cached clients (tests that hook a client's events must not leak the hook)."""
+    with _CLIENTS_LOCK:
+        _CLIENTS.clear()
+
+
+def _new_client(connection: ConnectionInfo, region: str, sync: str) -> SecretsManagerClient:
     """A Secrets Manager client with botocore's retry mode owning throttling back-off and
     every HTTP attempt counted in :mod:`reconciler.calls`."""
     from botocore.config import Config
