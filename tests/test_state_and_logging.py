@@ -7,6 +7,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,6 +58,33 @@ def test_fingerprint_key_is_stable_across_opens(tmp_path: Path) -> None:
     b = StateStore(tmp_path / "s").fingerprinter(SecretValue("v"))
     assert a == b
     assert StateStore(tmp_path / "other").fingerprinter(SecretValue("v")) != a
+
+
+def _first_use(directory: str, barrier: Any, out: Any) -> None:
+    store = StateStore(Path(directory))
+    barrier.wait()
+    try:
+        out.put(store.fingerprinter(SecretValue("v")))
+    except Exception as e:
+        out.put(f"error: {e!r}")
+
+
+def test_first_use_by_concurrent_processes_agrees_on_one_key(tmp_path: Path) -> None:
+    """Two applies (or a daemon and an apply) starting on a new state directory at once."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(5):
+        d = tmp_path / f"s{round_}"
+        barrier, out = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_first_use, args=(str(d), barrier, out)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        results = {out.get(timeout=60) for _ in procs}
+        for p in procs:
+            p.join(timeout=60)
+        assert len(results) == 1 and not next(iter(results)).startswith("error"), results
+        assert [x.name for x in d.iterdir() if x.name.startswith(".fingerprint")] == []
 
 
 def test_secret_value_never_shows_itself() -> None:

@@ -13,6 +13,7 @@ import os
 import secrets
 import sqlite3
 import stat
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -84,13 +85,22 @@ _STATUS_COLUMNS = tuple(f.name for f in fields(SyncStatus))
 
 
 def _load_or_create_key(path: Path) -> bytes:
+    """Read the key, or create it so that two processes starting at once agree on one key:
+    written whole to a temp file (0600), then linked into place, which fails if one exists."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        data = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        fd, tmp = tempfile.mkstemp(prefix=".fingerprint-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(32))
+                f.flush()
+                os.fsync(f.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+        data = path.read_bytes()
     if len(data) < 16:
         raise StateError(f"{path}: fingerprint key is damaged (delete the state directory to start afresh)")
     return data
