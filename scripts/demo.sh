@@ -158,5 +158,52 @@ PY
   step "apply it" "$BIN/reconciler" apply --sync "$ASYNC"
   step "converged" "$BIN/reconciler" plan --sync "$ASYNC" --detailed-exitcode
 fi
+
+# -- the daemon: reconciler run keeps the AWS sync converged; a saved secrets file lands at once --
+DAEMON_PORT=${DEMO_DAEMON_PORT:-9464}
+if (exec 3<>"/dev/tcp/127.0.0.1/$DAEMON_PORT") 2>/dev/null; then
+  echo "port $DAEMON_PORT is in use: skipping the daemon part" >&2
+else
+  mkdir -p "$DEMO/examples/daemon"   # its connections' ../secrets.yaml is the demo's secrets file
+  cp "$DEMO/examples/syncs/connections.yaml" "$DEMO/examples/syncs/aws-secrets-manager.yaml" "$DEMO/examples/daemon/"
+  printf '\n\033[1m== reconciler run: the daemon (JSON logs in %s)\033[0m\n' "$DEMO/daemon.log"
+  "$BIN/reconciler" run "$DEMO/examples/daemon" --listen "127.0.0.1:$DAEMON_PORT" 2>"$DEMO/daemon.log" &
+  DAEMON=$!
+  "$BIN/python" - "$PORT" "$DAEMON_PORT" "$DEMO/examples/secrets.yaml" <<'PY'
+import os, sys, time, urllib.request
+import boto3, yaml
+aws, daemon, path = sys.argv[1:]
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return r.status, r.read().decode()
+    except Exception:
+        return None, ""
+for _ in range(100):
+    if get(f"http://127.0.0.1:{daemon}/readyz")[0] == 200:
+        break
+    time.sleep(0.1)
+print(f"/readyz answers 200: specs loaded, first reconcile done")
+data = yaml.safe_load(open(path))
+data["dev"]["/my-secrets"]["NEW_SECRET"] = "saved-while-the-daemon-runs"
+tmp = path + ".tmp"
+yaml.safe_dump(data, open(tmp, "w"), sort_keys=False)
+saved = time.monotonic()
+os.replace(tmp, path)
+sm = boto3.client("secretsmanager", endpoint_url=f"http://127.0.0.1:{aws}", region_name="us-east-1")
+name = next(s["Name"] for s in sm.list_secrets()["SecretList"] if s["Name"].endswith("NEW_SECRET"))
+while sm.get_secret_value(SecretId=name)["SecretString"] != "saved-while-the-daemon-runs":
+    time.sleep(0.02)
+print(f"(in the source) saved NEW_SECRET; the daemon put it in AWS {1000 * (time.monotonic() - saved):.0f} ms later")
+_, metrics = get(f"http://127.0.0.1:{daemon}/metrics")
+print("/metrics:")
+for line in metrics.splitlines():
+    if line.startswith(("reconciler_reconciles_total", "reconciler_managed_keys")):
+        print("  " + line)
+PY
+  kill -TERM "$DAEMON"
+  rc=0; wait "$DAEMON" || rc=$?
+  echo "SIGTERM: the daemon stopped gracefully (exit code $rc)"
+fi
 echo
 echo "Demo done. State is in $DEMO/state; the moto log in $DEMO/moto.log."

@@ -272,12 +272,17 @@ def test_challenge_check_is_off_for_the_emulator_and_said_once(
         capsys: pytest.CaptureFixture[str]) -> None:
     from reconciler.logging import configure
 
-    configure("json", "info")
+    configure("json", "debug")
     azure_client._warned.clear()
     for _ in range(2):
         azure_client.make_client(connection(azure_idp_server, azure_ca_file), keyvault.url).close()
     err = capsys.readouterr().err
     assert err.count("keyvault.challenge_check_off") == 1
+    assert '"level": "debug"' in err, "a vault on loopback (an emulator) is not worth a warning"
+    private = "https://vault.corp.example:8443"
+    azure_client.make_client(connection(azure_idp_server, azure_ca_file), private).close()
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "keyvault.challenge_check_off" in ln]
+    assert len(lines) == 1 and '"level": "warning"' in lines[0]
     cloud = azure_client.make_client(connection(azure_idp_server, azure_ca_file), "https://x.vault.azure.net")
     assert cloud._client._config.authentication_policy._verify_challenge_resource is True
     cloud.close()

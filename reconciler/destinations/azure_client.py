@@ -144,7 +144,9 @@ def make_client(connection: ConnectionInfo, vault_url: str) -> SecretClient:
             first = host not in _warned
             _warned.add(host)
         if first:
-            get_logger(destination=KIND).warning(
+            # a vault on this machine (an emulator) is obviously not a cloud's: say it quietly
+            log = get_logger(destination=KIND)
+            (log.debug if azure_rules.is_loopback(vault_url) else log.warning)(
                 "keyvault.challenge_check_off", vault=host,
                 reason="the vault host is not under a Key Vault domain of a known cloud, so the SDK "
                        "cannot match the challenge's resource to it")

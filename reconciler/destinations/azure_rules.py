@@ -6,6 +6,7 @@ mapping) and their tests never load it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -82,6 +83,16 @@ def verifies_challenge(vault_url: str) -> bool:
     for the clouds' vault domains (an emulator or private endpoint would always fail it)."""
     host = _host(vault_url)
     return any(host.endswith("." + d) for d in VAULT_DOMAINS)
+
+
+def is_loopback(url: str) -> bool:
+    host = _host(url)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def is_microsoft_authority(authority: str) -> bool:
