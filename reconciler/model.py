@@ -226,3 +226,5 @@ class ChangeResult:
     error: str | None = None
     #: properties as they stand after the write (for the inventory)
     properties: Mapping[str, str] = field(default_factory=frozen_map)
+    #: the destination asked us to wait this long before trying again (throttling)
+    retry_after: float | None = None

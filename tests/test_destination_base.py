@@ -63,3 +63,23 @@ def test_failed_step_skips_the_rest_of_that_key_only() -> None:
     assert failed == {("k3", Action.RESTORE), ("k3", Action.UPDATE)}
     skipped = next(r for r in results if r.change.key == "k3" and r.change.action is Action.UPDATE)
     assert skipped.error and "skipped" in skipped.error
+
+
+def test_a_raised_destination_error_fails_that_change_only_and_keeps_retry_after() -> None:
+    from reconciler.destinations.errors import Throttled, Transient
+
+    def one(c: Change) -> ChangeResult:
+        if c.key == "k1" and c.action is Action.RESTORE:
+            raise Throttled("throttled", retry_after=7.0, key="k1")
+        if c.key == "k2" and c.action is Action.UPDATE:
+            raise Transient("dropped", key="k2")
+        return ChangeResult(c, True)
+
+    results: list[ChangeResult] = []
+    apply_by_key(_changes(), one, results.append, workers=3)
+    assert len(results) == 24
+    failed = {(r.change.key, r.change.action): r for r in results if not r.ok}
+    assert set(failed) == {("k1", Action.RESTORE), ("k1", Action.UPDATE), ("k2", Action.UPDATE)}
+    assert failed[("k1", Action.RESTORE)].retry_after == 7.0
+    assert failed[("k1", Action.RESTORE)].error == "k1: throttled"
+    assert failed[("k2", Action.UPDATE)].retry_after is None

@@ -432,3 +432,22 @@ def test_lost_answers_to_delete_and_recover_still_converge(ws: AzureWorkspace, k
     assert dropped.times == 0 and kv_client.get_secret("app-B").value == C2
     assert ws.kv.vault.version_count("app-B") == 1
     assert ws.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_a_long_retry_after_on_one_write_reaches_the_outcome(ws: AzureWorkspace, kv_client: Any) -> None:
+    """The daemon schedules its retry from Outcome.retry_after: a per-key 429 whose wait is
+    too long to sleep through must still say how long, not only fail."""
+    from reconciler.engine.reconcile import Reconciler
+    from reconciler.specs.loader import load
+    from reconciler.state.store import StateStore
+
+    ws.write_spec("app.yaml", [ws.sync()])
+    ws.set_secrets({"A": C1, "B": C2})
+    ws.kv.inject(Fault(method="PUT", path="/secrets/app-B", status=429, headers={"Retry-After": "300"}, times=50))
+    specs = load(ws.specs)
+    out = Reconciler(specs, StateStore(ws.state)).apply_sync(specs.syncs["app"])
+    assert out.failed and out.retry_after == 300.0
+    assert kv_client.get_secret("app-A").value == C1, "the other key still landed"
+    ws.kv.clear()
+    assert ws.run("apply").code == 0
+    assert kv_client.get_secret("app-B").value == C2

@@ -243,14 +243,7 @@ class AwsSecretsManager:
         and botocore's retry mode absorbs throttling); a failed change is reported and the
         others still run."""
         writes = [c for c in changes if c.action is not Action.IMPORT]  # imports go to the source
-
-        def one(change: Change) -> ChangeResult:
-            try:
-                return self._apply_one(change)
-            except errors.DestinationError as exc:
-                return ChangeResult(change=change, ok=False, error=str(exc))
-
-        apply_by_key(writes, one, on_result, workers=self._workers)
+        apply_by_key(writes, self._apply_one, on_result, workers=self._workers)
 
     def _apply_one(self, change: Change) -> ChangeResult:
         key = change.key

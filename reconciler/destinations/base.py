@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from reconciler.destinations.errors import DestinationError
 from reconciler.model import Change, ChangeResult, ObservedEntry, SecretValue, SourceSecret
 
 
@@ -122,8 +123,17 @@ def apply_by_key(
     workers: int = 1,
 ) -> None:
     """Run changes with bounded concurrency across keys, in plan order within one key
-    (a RESTORE lands before its UPDATE). ``on_result`` is always called on the calling
-    thread, so the engine's state writes never race."""
+    (a RESTORE lands before its UPDATE). A DestinationError from ``apply_one`` fails that
+    change only (with the destination's Retry-After kept); the others still run.
+    ``on_result`` is always called on the calling thread, so the engine's state writes
+    never race."""
+
+    def attempt(change: Change) -> ChangeResult:
+        try:
+            return apply_one(change)
+        except DestinationError as exc:
+            return ChangeResult(change, False, error=str(exc), retry_after=getattr(exc, "retry_after", None))
+
     groups: dict[str, list[Change]] = {}
     for change in changes:
         groups.setdefault(change.key, []).append(change)
@@ -131,7 +141,7 @@ def apply_by_key(
     def run(group: list[Change]) -> list[ChangeResult]:
         results = []
         for change in group:
-            result = apply_one(change)
+            result = attempt(change)
             results.append(result)
             if not result.ok:  # a failed RESTORE makes the UPDATE behind it pointless
                 results.extend(ChangeResult(c, False, error="skipped: an earlier step for this key failed")

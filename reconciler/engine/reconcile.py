@@ -191,6 +191,9 @@ class Reconciler:
         except (SourceError, DestinationError, ConnectError) as e:
             out.error = str(e)
             out.retry_after = getattr(e, "retry_after", None)
+        # the longest wait any throttled step asked for: a retry sooner would only be refused
+        waits = [w for w in (out.retry_after, *(r.retry_after for r in out.results)) if w is not None]
+        out.retry_after = max(waits, default=None)
         if job is not None:
             record_status(self.state, sync, self._safe_target(sync), out, job, started, log)
         return out
