@@ -12,7 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from reconciler import keyschema
-from reconciler.destinations import aws_client, aws_rules, errors
+from reconciler.destinations import aws_client, aws_rules, bundle, errors
 from reconciler.destinations.aws_rules import DEFAULT_KMS, normalize_kms_key
 from reconciler.destinations.base import Capabilities, ConnectionInfo, DesiredSpec, Scope, Target, apply_by_key
 from reconciler.model import (
@@ -152,7 +152,7 @@ class AwsSecretsManager:
         problems = self._check(name, props, name)
         if problems:
             return [], problems
-        body = aws_rules.canonical_json({s.key: s.value.reveal() for s in secrets})
+        body = bundle.canonical_json({s.key: s.value.reveal() for s in secrets})
         return [DesiredSpec(key=name, value=SecretValue(body), properties=frozen_map(props),
                             source_keys=tuple(s.key for s in secrets))], []
 
@@ -218,7 +218,7 @@ class AwsSecretsManager:
             for item in resp.get("SecretValues", []):
                 name, text = item.get("Name"), item.get("SecretString")
                 if name in chunk and text is not None:
-                    out[name] = SecretValue(aws_rules.canonicalize(text) if self._many else text)
+                    out[name] = SecretValue(bundle.canonicalize(text) if self._many else text)
         return out
 
     def importable(self, values: Mapping[str, SecretValue]) -> dict[str, SecretValue]:
@@ -227,7 +227,7 @@ class AwsSecretsManager:
         if self._many:
             name = self._many_name()
             v = values.get(name) if name else None
-            return {k: SecretValue(x) for k, x in aws_rules.scalars(v.reveal()).items()} if v else {}
+            return {k: SecretValue(x) for k, x in bundle.scalars(v.reveal()).items()} if v else {}
         schema, env = self._target.key_schema, self._target.environment
         out: dict[str, SecretValue] = {}
         for name, value in values.items():

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler import keyschema
-from reconciler.destinations import azure_client, azure_rules, errors
+from reconciler.destinations import azure_client, azure_rules, bundle, errors
 from reconciler.destinations.azure_client import Reply
 from reconciler.destinations.azure_rules import fold, to_vault_name
 from reconciler.destinations.base import Capabilities, ConnectionInfo, DesiredSpec, Scope, Target, apply_by_key
@@ -157,7 +157,7 @@ class AzureKeyVault:
         self._spelling[fold(name)] = name
         if not secrets:
             return [], []
-        body = azure_rules.canonical_json({s.key: s.value.reveal() for s in secrets})
+        body = bundle.canonical_json({s.key: s.value.reveal() for s in secrets})
         return [DesiredSpec(key=name, value=SecretValue(body), properties=frozen_map(self._properties()),
                             source_keys=tuple(s.key for s in secrets))], []
 
@@ -234,7 +234,7 @@ class AzureKeyVault:
         for name, reply in zip(wanted, replies, strict=True):
             value = reply.body.get("value") if reply.status == 200 else None
             if isinstance(value, str):
-                out[name] = SecretValue(azure_rules.canonicalize(value) if self._many else value)
+                out[name] = SecretValue(bundle.canonicalize(value) if self._many else value)
         return out
 
     def importable(self, values: Mapping[str, SecretValue]) -> dict[str, SecretValue]:
@@ -243,7 +243,7 @@ class AzureKeyVault:
         if self._many:
             name = self._many_name()
             v = values.get(name) if name else None
-            return {k: SecretValue(x) for k, x in azure_rules.scalars(v.reveal()).items()} if v else {}
+            return {k: SecretValue(x) for k, x in bundle.scalars(v.reveal()).items()} if v else {}
         out: dict[str, SecretValue] = {}
         for name, value in values.items():
             key = self._source_key.get(fold(name))

@@ -7,7 +7,6 @@ mapping) and their tests never load it.
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Mapping
 from typing import Final
@@ -115,32 +114,6 @@ def name_from_id(secret_id: str) -> str | None:
     return None
 
 
-def canonical_json(obj: Mapping[str, object]) -> str:
-    """The one serialisation written for many-to-one, so re-reads compare byte for byte."""
-    return json.dumps(dict(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def canonicalize(value: str) -> str:
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        return value
-    return canonical_json(parsed) if isinstance(parsed, dict) else value
 
-
-def scalars(value: str) -> dict[str, str]:
-    """Top-level scalar members of a JSON object as text; nested values and null are
-    ignored, as upstream's many-to-one import does."""
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        return {}
-    if not isinstance(parsed, dict):
-        return {}
-    out: dict[str, str] = {}
-    for k, v in parsed.items():
-        if isinstance(v, str):
-            out[k] = v
-        elif isinstance(v, bool | int | float):
-            out[k] = json.dumps(v)
-    return out
