@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -585,3 +586,29 @@ def test_clients_are_shared_per_connection_and_renewed_when_a_credential_rotates
     assert aws_client.make_client(conn("s1"), "us-east-1", "sync-b") is first, "one client per connection"
     assert aws_client.make_client(conn("s2"), "us-east-1", "sync-a") is not first, "a rotated secret"
     assert aws_client.make_client(conn("s1"), "eu-west-1", "sync-a") is not first, "another region"
+
+
+def test_ca_bundle_lets_tls_to_a_private_ca_through(aws_endpoint: str, tmp_path: Path) -> None:
+    """An endpoint behind a private CA (VPC endpoint with TLS inspection, a proxy): verified
+    against the connection's caBundle, and refused, saying why, without it."""
+    import ssl
+
+    import trustme
+
+    from tests.emulators.faultproxy import FaultProxy
+
+    ca = trustme.CA()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    bundle = tmp_path / "private-ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    proxy = FaultProxy(aws_endpoint, tls=tls)
+    url = proxy.start()
+    try:
+        trusted = AwsSecretsManager(target("app/{{secretKey}}"), connection(url, caBundle=str(bundle)))
+        assert list(trusted.list_entries()) == []
+        untrusted = AwsSecretsManager(target("app/{{secretKey}}"), connection(url))
+        with pytest.raises(errors.Transient, match=r"TLS verification failed .*caBundle"):
+            list(untrusted.list_entries())
+    finally:
+        proxy.stop()

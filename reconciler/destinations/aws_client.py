@@ -54,6 +54,12 @@ def _setting(connection: ConnectionInfo, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def _verify(connection: ConnectionInfo) -> str | None:
+    """The connection's CA bundle (private CAs, TLS-inspecting proxies); None = botocore's default."""
+    ca = connection.settings.get("caBundle")
+    return str(ca) if ca else None
+
+
 def _session(connection: ConnectionInfo, region: str, config: Any, sync: str) -> boto3.Session:
     import boto3
     from botocore.exceptions import ProfileNotFound
@@ -97,7 +103,8 @@ def _assume_role_session(connection: ConnectionInfo, region: str, config: Any, s
     sts_endpoint = connection.settings.get("stsEndpoint")
 
     def fetch() -> dict[str, str]:
-        sts = base.client("sts", region_name=region, endpoint_url=sts_endpoint, config=config)
+        sts = base.client("sts", region_name=region, endpoint_url=sts_endpoint, config=config,
+                          verify=_verify(connection))
         sts.meta.events.register("response-received.sts", _record)
         args: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": f"reconciler-{sync}"[:64]}
         if external_id:
@@ -180,7 +187,7 @@ def _new_client(connection: ConnectionInfo, region: str, sync: str) -> SecretsMa
     session = _session(connection, region, config, sync)
     endpoint = connection.settings.get("endpoint")
     client = session.client("secretsmanager", region_name=region, config=config,
-                            endpoint_url=str(endpoint) if endpoint else None)
+                            endpoint_url=str(endpoint) if endpoint else None, verify=_verify(connection))
     client.meta.events.register("response-received.secrets-manager", _record)
     return client
 
@@ -213,6 +220,9 @@ def translate(exc: BaseException, op: str, key: str | None = None) -> errors.Des
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         return from_code(error_code(exc) or "UnknownError", op, key, status)
     name = type(exc).__name__
+    if isinstance(exc, bx.SSLError):
+        return errors.Transient(f"{op} failed: TLS verification failed (a private CA needs the connection's "
+                                "caBundle)", key=key, code=name)
     if isinstance(exc, bx.ConnectionError | bx.HTTPClientError):
         return errors.Transient(f"{op} failed: {name} (endpoint unreachable or connection dropped)",
                                 key=key, code=name)

@@ -17,8 +17,10 @@ from typing import Any
 
 
 class FaultProxy:
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, tls: Any = None) -> None:
+        """``tls``: an ``ssl.SSLContext`` to serve HTTPS with (a private CA's certificate)."""
         self.upstream = urllib.parse.urlsplit(upstream)
+        self._tls = tls
         self._lock = threading.Lock()
         self._fail_left: int | None = 0
         self._fail: tuple[int, str, float | None] = (500, "InternalFailure", None)
@@ -100,9 +102,11 @@ class FaultProxy:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if self._tls is not None:
+            self._server.socket = self._tls.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True).start()
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{'https' if self._tls is not None else 'http'}://{host!s}:{port}"
 
     def stop(self) -> None:
         if self._server is not None:
