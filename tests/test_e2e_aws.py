@@ -112,9 +112,12 @@ def test_delete_keeps_recovery_window_and_restore(ws: Workspace, sm_client: Any)
     ws.set_secrets({"A": C1, "B": C2})
     steps = [(c["action"], c["key"]) for c in _plan(ws)["syncs"][0]["changes"]]
     assert steps[0] == ("restore", "app/B")
+    versions = sm_client.list_secret_version_ids(SecretId="app/B", IncludeDeprecated=True)["Versions"]
     r = ws.run("apply")
     assert r.code == 0, str(r)
     assert _value(sm_client, "app/B") == C2
+    after = sm_client.list_secret_version_ids(SecretId="app/B", IncludeDeprecated=True)["Versions"]
+    assert len(after) == len(versions), "the restored value was compared, not written again"
     assert ws.run("plan", "--detailed-exitcode").code == 0
 
     ws.set_secrets({"A": C1, "B": C3})

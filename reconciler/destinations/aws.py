@@ -7,6 +7,7 @@ plus ⌈U/20⌉ BatchGetSecretValue for the U keys whose version the engine does
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,8 @@ class AwsSecretsManager:
         self._workers = workers if isinstance(workers, int) and not isinstance(workers, bool) and workers > 0 else 8
         #: AWSCURRENT version per name from the last listing: seeds update tokens
         self._current: dict[str, str | None] = {}
+        #: keys restored in this apply whose value was not known when planned
+        self._restored: set[str] = set()
         self._client: SecretsManagerClient = aws_client.make_client(connection, str(region), target.sync)
 
     @property
@@ -258,6 +261,7 @@ class AwsSecretsManager:
             return ChangeResult(change=change, ok=True)
         if change.action is Action.RESTORE:
             self._call("RestoreSecret", key, lambda: self._client.restore_secret(SecretId=key))
+            self._restored.add(key)
             return ChangeResult(change=change, ok=True)
         raise errors.Permanent(f"unsupported action {change.action.value}", key=key)
 
@@ -330,6 +334,15 @@ class AwsSecretsManager:
         key, props = change.key, change.set_properties
         kms = props.get("kms") or (DEFAULT_KMS if "kms" in change.unset_properties else None)
         version: str | None = None
+        if change.value_changed and key in self._restored:
+            # the restored value was unknown when planned: compare before writing, so undoing
+            # a delete never makes a new version of an unchanged value (one read, once)
+            self._restored.discard(key)
+            current = self._call("GetSecretValue", key, lambda: self._client.get_secret_value(SecretId=key))
+            if change.value is not None and current.get("SecretString") == change.value.reveal():
+                change = dataclasses.replace(change, value_changed=False)
+                version = current.get("VersionId")
+                self._current[key] = version
         if change.value_changed:
             if change.value is None:
                 raise errors.Permanent("update without a value", key=key)
