@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="state directory (default: $RECONCILER_STATE_DIR, $STATE_DIRECTORY, "
                              "or $XDG_STATE_HOME/reconciler)")
     common.add_argument("--log-format", choices=("console", "json"), default=None,
-                        help="log format on stderr (default: console)")
+                        help="log format on stderr (default: console; json under run)")
     common.add_argument("--log-level", default=None, choices=("debug", "info", "warning", "error"))
     common.add_argument("--no-color", dest="color", action="store_false", default=None,
                         help="never colour output (NO_COLOR is honoured too)")
