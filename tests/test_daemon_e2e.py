@@ -217,6 +217,35 @@ def _proxied_connections(ws: Workspace, endpoint: str) -> None:
     ])
 
 
+def test_suspend_lets_the_run_in_progress_finish_and_stops_the_next(
+        ws: Workspace, sm_client: Any, aws_endpoint: str, daemon: Callable[..., DaemonHarness]) -> None:
+    from tests.emulators.faultproxy import FaultProxy
+
+    proxy = FaultProxy(aws_endpoint)
+    _proxied_connections(ws, proxy.start())
+    try:
+        spec = ws.write_spec("app.yaml", [ws.sync()])
+        ws.set_secrets({"A": "1"})
+        h = daemon()
+        proxy.delay = 0.3  # every AWS call is slow: the next run is still going when suspend lands
+        ws.set_secrets({"A": "2", "B": "2", "C": "2"})
+        wait_until(lambda: "app" in h.on_loop(lambda: set(h.daemon.runner.running)), 10, "the run to start")
+        save_atomically(spec, ws.sync(reconcile={"suspend": True}))
+        wait_until(lambda: h.on_loop(lambda: h.daemon.schedule.next_run("app")) is None, 10, "the suspend")
+        assert "app" in h.on_loop(lambda: set(h.daemon.runner.running)), "suspend did not abort the run"
+        h.wait_idle()
+        proxy.delay = 0
+        assert [value(sm_client, f"app/{k}") for k in "ABC"] == ["2", "2", "2"], "the run finished its writes"
+        assert h.events("reconcile.finished", sync="app")[-1]["result"] == "success"
+        runs = len(h.events("reconcile.started", sync="app"))
+        ws.set_secrets({"A": "3", "B": "2", "C": "2"})
+        wait_until(lambda: h.events("reconcile.skipped", sync="app", trigger="source-changed"), 10, "the skip")
+        assert len(h.events("reconcile.started", sync="app")) == runs and value(sm_client, "app/A") == "2"
+        assert h.on_loop(lambda: h.daemon.schedule.next_retry("app")) is None
+    finally:
+        proxy.stop()
+
+
 def test_failures_retry_with_backoff_and_converge(
         ws: Workspace, sm_client: Any, aws_endpoint: str, daemon: Callable[..., DaemonHarness]) -> None:
     from tests.emulators.faultproxy import FaultProxy
