@@ -29,6 +29,13 @@ class FakeIdentityProvider(HttpsEmulator):
     def register(self, tenant: str, client_id: str, client_secret: str) -> None:
         self.clients[(tenant, client_id)] = client_secret
 
+    def mint(self) -> str:
+        """A token the vault accepts, for other token sources (the managed-identity endpoint)."""
+        token = "fake-" + secrets.token_hex(16)
+        with self._issued_lock:
+            self._issued.add(token)
+        return token
+
     def issued(self, token: str) -> bool:
         with self._issued_lock:
             return token in self._issued
@@ -63,8 +70,5 @@ class FakeIdentityProvider(HttpsEmulator):
             return Reply(401, {"error": "invalid_client",
                                "error_description": "AADSTS7000215: Invalid client secret provided.",
                                "error_codes": [7000215]})
-        token = "fake-" + secrets.token_hex(16)
-        with self._issued_lock:
-            self._issued.add(token)
         return Reply(200, {"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600,
-                           "access_token": token})
+                           "access_token": self.mint()})
