@@ -5,46 +5,35 @@ moto; and the poll path, fired by hand, triggers a run only when the folder chan
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reconciler.model import SecretValue
-from reconciler.sources.kms_client import TOKENS
 from tests.emulators.kms import KmsEmulator
+from tests.fixtures_kms import KMS_CLIENT_SECRET, KMS_PROJECT, kms_workspace
 from tests.support.canary import CANARIES, find_leaks, scan_tree
 from tests.support.cli import Workspace
 from tests.support.daemon import DaemonHarness, wait_until
 
 C1, C2, C3 = CANARIES
-P = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
-CLIENT_SECRET = "kms-client-secret-for-daemon-tests"
+P = KMS_PROJECT
+CLIENT_SECRET = KMS_CLIENT_SECRET
 WEBHOOK_SECRET = "kms-webhook-secret-for-daemon-tests"
 
 
 @pytest.fixture
-def kms() -> Iterator[KmsEmulator]:
-    with KmsEmulator() as emu:
-        emu.add_identity("reconciler-identity", CLIENT_SECRET)
-        emu.store.folder(P, "dev", "/app")
-        yield emu
+def kms(kms_emulator: KmsEmulator) -> KmsEmulator:
+    return kms_emulator
 
 
 @pytest.fixture
 def ws(tmp_path: Path, aws_endpoint: str, kms: KmsEmulator, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    monkeypatch.setenv("TEST_KMS_CLIENT_SECRET", CLIENT_SECRET)
     monkeypatch.setenv("TEST_KMS_WEBHOOK_SECRET", WEBHOOK_SECRET)
-    TOKENS.clear()
-    w = Workspace(tmp_path, aws_endpoint)
-    w.write_spec("kms.yaml", [{
-        "kind": "Connection", "name": "kms", "app": "kms", "siteUrl": kms.url,
-        "pollInterval": 3600,  # the tests fire polls themselves
-        "webhookSecret": {"env": "TEST_KMS_WEBHOOK_SECRET"},
-        "credentials": {"method": "universal-auth", "clientId": "reconciler-identity",
-                        "clientSecret": {"env": "TEST_KMS_CLIENT_SECRET"}},
-    }])
+    w = kms_workspace(tmp_path, aws_endpoint, kms, monkeypatch,
+                      pollInterval=3600,  # the tests fire polls themselves
+                      webhookSecret={"env": "TEST_KMS_WEBHOOK_SECRET"})
     w.write_spec("app.yaml", [w.sync(source="kms", projectId=P)])
     return w
 

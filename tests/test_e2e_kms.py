@@ -7,41 +7,29 @@ the recorded status for them at the end.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconciler.sources.kms_client import TOKENS
 from tests.emulators.kms import BATCH, SECRETS, KmsEmulator
+from tests.fixtures_kms import KMS_CLIENT_SECRET, KMS_PROJECT, kms_workspace
 from tests.support.canary import CANARIES, find_leaks, scan_tree
 from tests.support.cli import Workspace
 
 C1, C2, C3 = CANARIES
-P = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
-CLIENT_SECRET = "kms-client-secret-for-tests"
+P = KMS_PROJECT
+CLIENT_SECRET = KMS_CLIENT_SECRET
 
 
 @pytest.fixture
-def kms() -> Iterator[KmsEmulator]:
-    with KmsEmulator() as emu:
-        emu.add_identity("reconciler-identity", CLIENT_SECRET)
-        emu.store.folder(P, "dev", "/app")
-        yield emu
+def kms(kms_emulator: KmsEmulator) -> KmsEmulator:
+    return kms_emulator
 
 
 @pytest.fixture
 def ws(tmp_path: Path, aws_endpoint: str, kms: KmsEmulator, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    monkeypatch.setenv("TEST_KMS_CLIENT_SECRET", CLIENT_SECRET)
-    TOKENS.clear()
-    w = Workspace(tmp_path, aws_endpoint)
-    w.write_spec("kms.yaml", [{
-        "kind": "Connection", "name": "kms", "app": "kms", "siteUrl": kms.url,
-        "credentials": {"method": "universal-auth", "clientId": "reconciler-identity",
-                        "clientSecret": {"env": "TEST_KMS_CLIENT_SECRET"}},
-    }])
-    return w
+    return kms_workspace(tmp_path, aws_endpoint, kms, monkeypatch)
 
 
 def sync(ws: Workspace, **overrides: Any) -> dict[str, object]:
