@@ -119,3 +119,25 @@ class Workspace:
         if self.state.exists():
             found += scan_tree(self.state)
         return found
+
+
+def apply_converges(ws: Workspace, kind: str, writes: set[str], *, source_empty: bool) -> bool:
+    """Apply, then prove convergence: the plan is empty and a second apply makes no write
+    call. False when the apply was refused because the source went empty after holding
+    secrets (on purpose: that never deletes)."""
+    import json
+
+    from reconciler import calls
+
+    r = ws.run("apply")
+    refused = source_empty and r.code == 1
+    assert r.code == 0 or refused, str(r)
+    if refused:
+        return False
+    r = ws.run("plan", "--detailed-exitcode", "--json")
+    assert r.code == 0, str(r)
+    assert all(not s["changes"] for s in json.loads(r.out)["syncs"])
+    calls.reset()
+    assert ws.run("apply").code == 0
+    assert not writes & set(calls.by_call(kind)), calls.snapshot()
+    return True
