@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.emulators.httpserver import Reply
+
 NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 MAX_VALUE_BYTES = 25 * 1024
 MAX_TAGS = 15
@@ -25,13 +27,6 @@ MAX_TAG_TEXT = 256
 MAX_CONTENT_TYPE = 255
 PAGE_MAX = 25
 RECOVERABLE_DAYS = 90
-
-
-@dataclass
-class Reply:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def error(status: int, code: str, message: str, inner: str | None = None) -> Reply:
