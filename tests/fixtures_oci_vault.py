@@ -97,3 +97,34 @@ def oci_sdk_clients(emu: OciVaultEmulator, key: OciApiKey, **kw: Any) -> tuple[A
 def oci_clients(oci_vault: OciVaultEmulator, oci_api_key: OciApiKey) -> tuple[Any, Any]:
     """(VaultsClient, SecretsClient) for out-of-band edits and assertions."""
     return oci_sdk_clients(oci_vault, oci_api_key)
+
+
+@pytest.fixture
+def oci_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Our retry and polling waits, recorded instead of slept (fake time)."""
+    from reconciler.destinations.oci_vault import client
+
+    waits: list[float] = []
+    monkeypatch.setattr(client, "sleep", waits.append)
+    return waits
+
+
+@pytest.fixture
+def oci_dest(oci_vault: OciVaultEmulator, oci_sleeps: list[float]) -> OciVaultEmulator:
+    """The emulator for tests of the destination: clean, cached SDK clients forgotten (a
+    test may build them from another key), our waits on fake time."""
+    from reconciler.destinations.oci_vault import client
+
+    client.clear_clients()
+    return oci_vault
+
+
+def oci_connection_doc(emu: OciVaultEmulator, key: OciApiKey, name: str = "oci", **extra: Any) -> dict[str, Any]:
+    """A Connection document for the emulator: an API signing key, the private key by file."""
+    doc: dict[str, Any] = {
+        "kind": "Connection", "name": name, "app": "oci", "endpoint": emu.url, "region": OCI_REGION,
+        "credentials": {"method": "api-key", "tenancy": OCI_TENANCY, "user": OCI_USER,
+                        "fingerprint": key.fingerprint, "privateKey": {"file": str(key.key_file)}},
+    }
+    doc.update(extra)
+    return doc

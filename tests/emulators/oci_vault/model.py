@@ -17,7 +17,10 @@ DEFAULT_COMPARTMENT = "ocid1.compartment.oc1..emulatorcompartment"
 DEFAULT_VAULT = "ocid1.vault.oc1.iad.emulatorvault"
 DEFAULT_KEY = "ocid1.key.oc1.iad.emulatorkey"
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
-MAX_CONTENT_BYTES = 25 * 1024  # plaintext, before base64
+#: "The maximum allowable size for a secret bundle is 25 KB" (Oracle's docs): taken as the
+#: base64 content as sent, so the largest plaintext is 3/4 of it
+MAX_BUNDLE_CHARS = 25 * 1024
+MAX_CONTENT_BYTES = MAX_BUNDLE_CHARS * 3 // 4
 MIN_DELETION_DAYS, MAX_DELETION_DAYS, DEFAULT_DELETION_DAYS = 1, 30, 30
 MAX_FREEFORM_TAGS = 10
 DEFAULT_PAGE_SIZE = 50
@@ -88,9 +91,8 @@ def content_of(body: Mapping[str, Any]) -> tuple[str | None, Reply | None]:
         raw = base64.b64decode(content, validate=True)
     except (binascii.Error, ValueError):
         return None, error(400, "InvalidParameter", "secretContent.content is not valid base64.")
-    if len(raw) > MAX_CONTENT_BYTES:
-        return None, error(400, "InvalidParameter",
-                           f"The secret content must be at most {MAX_CONTENT_BYTES} bytes.")
+    if len(content) > MAX_BUNDLE_CHARS or len(raw) > MAX_CONTENT_BYTES:
+        return None, error(400, "InvalidParameter", "The secret bundle must be at most 25 KB.")
     return content, None
 
 def tags_error(body: Mapping[str, Any]) -> Reply | None:
