@@ -88,8 +88,9 @@ def sdk_update(clients: tuple[Any, Any], name: str, new: str) -> None:
 
     vc, _ = clients
     sid = next(s.id for s in vc.list_secrets(DEFAULT_COMPARTMENT, vault_id=DEFAULT_VAULT, name=name).data)
-    vc.update_secret(sid, oci.vault.models.UpdateSecretDetails(secret_content=oci.vault.models.Base64SecretContentDetails(
-        content_type="BASE64", content=base64.b64encode(new.encode()).decode())))
+    content = oci.vault.models.Base64SecretContentDetails(content_type="BASE64",
+                                                          content=base64.b64encode(new.encode()).decode())
+    vc.update_secret(sid, oci.vault.models.UpdateSecretDetails(secret_content=content))
 
 
 def test_first_sync_plan_apply_then_noop(ws: OciWorkspace, oci_clients: tuple[Any, Any]) -> None:
