@@ -370,3 +370,24 @@ def test_config_file_credentials(tmp_path: Path, oci_dest: OciVaultEmulator, oci
     r = w.run("apply")
     assert r.code == 0, str(r)
     assert value(w, "app-A") == C1
+
+
+def test_an_out_of_band_deletion_is_restored_without_a_read_or_a_new_version(
+        ws: OciWorkspace, oci_clients: tuple[Any, Any]) -> None:
+    import oci
+
+    ws.write_spec("app.yaml", [ws.sync()])
+    ws.set_secrets({"A": C1, "B": C2})
+    assert ws.run("apply").code == 0
+    vc, _ = oci_clients
+    sid = next(s.id for s in vc.list_secrets(DEFAULT_COMPARTMENT, vault_id=DEFAULT_VAULT, name="app-A").data)
+    vc.schedule_secret_deletion(sid, oci.vault.models.ScheduleSecretDeletionDetails())
+    plan = plan_json(ws)
+    assert steps(plan) == [("restore", "app-A")], "its version is the one state recorded: value vouched for"
+    calls.reset()
+    assert ws.run("apply").code == 0
+    c = vault_calls()
+    assert c.get("CancelSecretDeletion") == 1 and "UpdateSecret" not in c and "GetSecretBundle" not in c, c
+    s = ws.emu.store.secret("app-A")
+    assert s is not None and s.state == "ACTIVE" and s.current == 1 and value(ws, "app-A") == C1
+    assert ws.run("plan", "--detailed-exitcode").code == 0

@@ -94,12 +94,12 @@ class OciVault:
         with self._lock:
             for name, s in listed.items():
                 self._known[name] = _Known(s.id, s.lifecycle_state, dict(s.freeform_tags or {}))
-        pending = [n for n, s in listed.items() if s.lifecycle_state == "PENDING_DELETION"]
-        others = [n for n, s in listed.items() if s.lifecycle_state in rules.TRANSITIONAL
-                  or s.lifecycle_state == "ACTIVE"]
-        out = [self._entry(n) for n in pending]
-        out += [e for e in self._parallel(self._settled, others) if e is not None]
-        out += [self._entry(n) for n, s in listed.items() if n not in pending and n not in others]
+        # a wanted name pending deletion gets its marker too: restoring a secret deleted out of
+        # band, whose version state recorded, then plans no value read and no new version
+        looked = [n for n, s in listed.items() if s.lifecycle_state in rules.TRANSITIONAL
+                  or s.lifecycle_state == "ACTIVE" or (s.lifecycle_state == "PENDING_DELETION" and n in scope.wanted)]
+        out = [e for e in self._parallel(self._settled, looked) if e is not None]
+        out += [self._entry(n) for n in listed if n not in looked]
         return out
 
     def _parallel(self, fn: Callable[[str], Any], names: Sequence[str]) -> builtins.list[Any]:
