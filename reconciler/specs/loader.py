@@ -243,10 +243,11 @@ def _sync(doc: Document, source: str) -> SecretSync:
 def reconcile_options(rec: Mapping[str, Any]) -> ReconcileOptions:
     """The ``reconcile`` block, durations in seconds (input already schema-valid)."""
     default = ReconcileOptions()
-    interval, retry = rec.get("interval"), rec.get("retryInterval")
+    interval, retry, timeout = rec.get("interval"), rec.get("retryInterval"), rec.get("timeout")
     return ReconcileOptions(
         interval_seconds=values.parse_duration(interval) if interval else default.interval_seconds,
         retry_interval_seconds=values.parse_duration(retry) if retry else default.retry_interval_seconds,
+        timeout_seconds=values.parse_duration(timeout) if timeout else default.timeout_seconds,
         suspend=rec.get("suspend", default.suspend),
         drift=rec.get("drift", default.drift),
         max_deletes=values.parse_max_deletes(rec["maxDeletes"]) if "maxDeletes" in rec else None,

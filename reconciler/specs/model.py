@@ -60,6 +60,8 @@ class ReconcileOptions:
     retry_interval_seconds: float = 30.0
     suspend: bool = False
     drift: Literal["correct", "report"] = "correct"
+    #: a run that is still retrying after this long gives up (the next run tries again)
+    timeout_seconds: float = 120.0
     #: None = default guard (refuse to delete every in-scope key); else (number, is_percent)
     max_deletes: tuple[float, bool] | None = None
 

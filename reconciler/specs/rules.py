@@ -172,7 +172,7 @@ def _key_schema_for(doc: Document, ks: str, desc: catalog.Descriptor | None) -> 
 def _reconcile(doc: Document) -> list[Diagnostic]:
     rec = _map(doc.data, "reconcile")
     out: list[Diagnostic] = []
-    for field in ("interval", "retryInterval"):
+    for field in ("interval", "retryInterval", "timeout"):
         try:
             too_short = values.parse_duration(rec[field]) < MIN_INTERVAL
         except (KeyError, ValueError):
