@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from reconciler.daemon.kms import PollKey
+from reconciler.daemon.changes import PollKey
 from reconciler.model import Folder, SecretValue, SourceSecret
+from reconciler.sources import catalog
 from reconciler.sources.base import content_token
+from reconciler.sources.catalog import SourceCatalog
 from reconciler.sources.webhook import sign
 from reconciler.specs.loader import load
 from reconciler.specs.model import Connection, CredentialRef, Location, SpecSet
@@ -65,18 +67,15 @@ class FakeSource:
 
 @pytest.fixture
 def kms(monkeypatch: pytest.MonkeyPatch) -> FakeKms:
-    from reconciler.engine import connect, reconcile
-
-    fake = FakeKms()
-    real = connect.open_source
-
-    def open_source(conn: Connection) -> Any:
-        return FakeSource(fake) if conn.app == "kms" else real(conn)
-
-    monkeypatch.setattr(connect, "open_source", open_source)
-    monkeypatch.setattr(reconcile, "open_source", open_source)
     monkeypatch.setenv("KMS_HOOK_SECRET", HOOK_SECRET)
-    return fake
+    return FakeKms()
+
+
+def fake_catalog(fake: FakeKms) -> SourceCatalog:
+    """The built-in catalog with the kms source opening the fake (polls and webhooks as built)."""
+    real = catalog.default().get("kms")
+    assert real is not None
+    return catalog.default().replace(dataclasses.replace(real, open=lambda _conn: FakeSource(fake)))
 
 
 def kms_loader(root: Path) -> SpecSet:
@@ -103,7 +102,7 @@ def started(tmp_path: Path, aws_endpoint: str, kms: FakeKms) -> Iterator[tuple[D
         ws.write_spec(f"{name}.yaml", [ws.sync(name, secretPath=path,
                                               syncOptions={"keySchema": f"{name}/{{{{secretKey}}}}"})])
     kms.folders = {"/one": {"K": "1"}, "/two": {"K": "2"}, "/deep/x": {"K": "d"}}
-    h = DaemonHarness(ws, loader=kms_loader).start()
+    h = DaemonHarness(ws, loader=kms_loader, sources=fake_catalog(kms)).start()
     sm = boto3.client("secretsmanager", endpoint_url=aws_endpoint, region_name="us-east-1")
     try:
         yield h, kms, sm
@@ -120,17 +119,17 @@ def test_poll_runs_only_the_syncs_of_a_folder_whose_token_moved(started: tuple[D
     h, kms, sm = started
     d = h.daemon
     assert val(sm, "one/K") == "1" and val(sm, "two/K") == "2" and val(sm, "deep/K") == "d"
-    keys = h.on_loop(lambda: dict(d._polls))
+    keys = h.on_loop(lambda: dict(d.polls.groups))
     one = PollKey("kms", Folder("dev", "/one", PROJECT, False))
     two = PollKey("kms", Folder("dev", "/two", PROJECT, False))
     assert keys[one] == (7.0, ["one", "one-b"]) and keys[two] == (7.0, ["two"])
     assert h.on_loop(lambda: d.schedule.polls()) == {str(k) for k in keys}, "one poll job per distinct folder"
-    wait_until(lambda: h.on_loop(lambda: len(d.poller.tokens)) == len(keys), 5, "first tokens")
+    wait_until(lambda: h.on_loop(lambda: len(d.polls.poller.tokens)) == len(keys), 5, "first tokens")
 
-    assert h.call(d.poll(one)) == [] and h.call(d.poll(two)) == [], "nothing moved"
+    assert h.call(d.polls.poll(one)) == [] and h.call(d.polls.poll(two)) == [], "nothing moved"
     kms.folders["/one"] = {"K": "1b"}
-    assert h.call(d.poll(two)) == []
-    assert h.call(d.poll(one)) == ["one", "one-b"]
+    assert h.call(d.polls.poll(two)) == []
+    assert h.call(d.polls.poll(one)) == ["one", "one-b"]
     h.wait_idle()
     assert val(sm, "one/K") == "1b" and val(sm, "one-b/K") == "1b" and val(sm, "two/K") == "2"
     assert not h.events("reconcile.started", sync="two", trigger="source-changed")

@@ -36,6 +36,7 @@ from reconciler.model import (
 from reconciler.planning.planner import PlanOptions, in_scope, plan, plan_import, plan_remove
 from reconciler.planning.vouch import vouch
 from reconciler.sources.base import Source
+from reconciler.sources.catalog import SourceCatalog
 from reconciler.sources.errors import SourceError
 from reconciler.specs.model import DESTINATION_LABELS, Connection, SecretSync, SpecSet
 from reconciler.state.store import StateStore
@@ -61,9 +62,10 @@ class _Context:
 class Reconciler:
     """Runs plan/apply/import/remove for syncs of one SpecSet against one state store."""
 
-    def __init__(self, specs: SpecSet, state: StateStore) -> None:
+    def __init__(self, specs: SpecSet, state: StateStore, *, sources: SourceCatalog | None = None) -> None:
         self.specs = specs
         self.state = state
+        self.sources = sources
         self.fp = state.fingerprinter
 
     # -- shared preparation ------------------------------------------------------------------
@@ -83,7 +85,7 @@ class Reconciler:
         return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def _context(self, sync: SecretSync) -> _Context:
-        source = open_source(self._connection(sync.source))
+        source = open_source(self._connection(sync.source), self.sources)
         destination = open_destination(sync, self._connection(sync.connection))
         status = self.state.status(sync.name)
         target_id = self._target_id(sync)

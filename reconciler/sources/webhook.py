@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from reconciler.model import SecretValue
+from reconciler.model import Folder, SecretValue
 
 SIGNATURE_HEADERS = ("x-kms-signature", "x-infisical-signature")
 #: a signed payload older (or newer) than this is a replay, not news
@@ -86,3 +86,9 @@ def verify_and_parse(
     if not all(isinstance(v, str) for v in (project_id, environment, secret_path)):
         raise WebhookError("payload does not name a project, environment and secret path")
     return FolderChange(project_id, environment, "/" + secret_path.strip("/"))
+
+
+def changed_folder(body: bytes, headers: Mapping[str, str], secret: SecretValue) -> Folder:
+    """The source catalog's view of :func:`verify_and_parse`: the folder the event names."""
+    change = verify_and_parse(body, headers, secret)
+    return Folder(change.environment, change.secret_path, change.project_id)

@@ -39,7 +39,6 @@ APP_FOR_DESTINATION: Mapping[str, str] = MappingProxyType(
         "oci-vault": "oci",
     }
 )
-SOURCE_APPS: tuple[str, ...] = ("kms", "file")
 
 InitialSyncBehavior = Literal[
     "overwrite-destination", "import-prioritize-source", "import-prioritize-destination"

@@ -1,0 +1,48 @@
+"""One reconcile of one sync on its own thread, as the daemon runs it: the engine's apply,
+with the run id bound so the engine's log lines and the stored ``lastSyncJobId`` carry the
+same id as the daemon's own lines about that run."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from reconciler.engine.outcome import Outcome
+from reconciler.engine.reconcile import Reconciler
+from reconciler.logging import get_logger
+from reconciler.sources.catalog import SourceCatalog
+from reconciler.specs.model import SecretSync, SpecSet
+from reconciler.state.store import StateStore
+
+
+@dataclass(frozen=True)
+class RunResult:
+    outcome: Outcome
+    seconds: float
+    managed: int | None
+    run_id: str
+
+
+def execute(specs: SpecSet, sync: SecretSync, state_dir: Path, run_id: str, reason: str,
+            sources: SourceCatalog) -> RunResult:
+    """Blocking. Never raises: a bug or a broken state store is a failed run, retried like any."""
+    with structlog.contextvars.bound_contextvars(sync=sync.name, destination=sync.destination, run_id=run_id):
+        log = get_logger()
+        log.info("reconcile.started", trigger=reason)
+        started = time.monotonic()
+        managed: int | None = None
+        state = None
+        try:
+            state = StateStore(state_dir)
+            out = Reconciler(specs, state, sources=sources).apply_sync(sync)
+            managed = len(state.inventory(sync.name))
+        except Exception as e:
+            log.error("reconcile.crashed", error_type=type(e).__name__)
+            out = Outcome(sync.name, sync.destination, error=f"internal error ({type(e).__name__})")
+        finally:
+            if state is not None:
+                state.close()
+        return RunResult(out, time.monotonic() - started, managed, run_id)
