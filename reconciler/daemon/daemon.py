@@ -70,7 +70,7 @@ class Daemon:
         self.runner = Runner(self._work, self._connection_of, workers=config.workers,
                              per_connection=config.per_connection)
         self.watcher = Watcher(self._on_files, step_ms=config.watch_step_ms, debounce_ms=config.watch_debounce_ms)
-        self.supervisor = Supervisor(self._fatal)
+        self.supervisor = Supervisor(self._fatal, restarts=config.max_restarts, pause=config.restart_pause)
         self.server: Any = None
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -160,6 +160,7 @@ class Daemon:
     async def _shutdown(self) -> int:
         self.log.info("daemon.stopping", running=sorted(self.runner.running), exit_code=self.exit_code)
         self.notifier.notify(stopping=1, status="stopping: waiting for reconciles in progress")
+        self.supervisor.stopping()  # first: a watcher that ends now is stopping, not dying
         self.watcher.stop()
         self.schedule.shutdown()
         unfinished = self.abandoned = await self.runner.drain(self.config.shutdown_timeout)

@@ -65,6 +65,10 @@ class Supervisor:
             self._down.pop(name, None)
             self._log.warning("daemon.task_restarted", task=name, failures=len(deaths))
 
+    def stopping(self) -> None:
+        """From now on a task that ends is done, not dead (the daemon is stopping its parts)."""
+        self._stopping = True
+
     async def stop(self) -> None:
         self._stopping = True
         for task in self._tasks.values():
