@@ -17,7 +17,7 @@ from reconciler.daemon.changes import PollKey
 from reconciler.model import Folder, SecretValue, SourceSecret
 from reconciler.sources import catalog
 from reconciler.sources.base import content_token
-from reconciler.sources.catalog import SourceCatalog
+from reconciler.sources.catalog import Polling, SourceCatalog, SourceDescriptor, WebhookError, Webhooks
 from reconciler.sources.webhook import sign
 from reconciler.specs.loader import load
 from reconciler.specs.model import Connection, CredentialRef, Location, SpecSet
@@ -167,3 +167,57 @@ def test_signed_webhook_triggers_the_syncs_of_its_folder(started: tuple[DaemonHa
     assert _hook(h, "quiet-kms", _event("/one"))[0] == 404, "no webhookSecret: webhooks are off"
     assert h.http("GET", "/webhooks/kms/kms")[0] == 405
     assert h.events("webhook.rejected", connection="kms")
+
+
+def test_a_source_kind_the_daemon_never_heard_of_is_polled_and_takes_webhooks(
+        tmp_path: Path, aws_endpoint: str, kms: FakeKms) -> None:
+    """The daemon knows change detection only through the source catalog: a new kind, with a
+    poll interval setting and a webhook route of its own, works with no daemon change."""
+    import boto3
+
+    def verify(body: bytes, headers: Mapping[str, str], secret: SecretValue) -> Folder:
+        if headers.get("x-token") != secret.reveal():
+            raise WebhookError("bad token")
+        return Folder("dev", json.loads(body)["path"], PROJECT)
+
+    other = SourceDescriptor(app="other-vault", label="Other", open=lambda _conn: FakeSource(kms),
+                             needs_project=True, polling=Polling(default_seconds=60, setting="every"),
+                             webhooks=Webhooks(route="other", verify=verify, signed_with="hookToken"))
+    sources = SourceCatalog((*catalog.default().descriptors(), other))
+
+    def loader(root: Path) -> SpecSet:
+        specs = load(root)
+        conn = Connection(name="ov", app="other-vault", location=Location(root / "ov.yaml", 1),
+                          settings=MappingProxyType({"every": 9,
+                                                     "hookToken": CredentialRef("env", "KMS_HOOK_SECRET")}))
+        syncs = {n: dataclasses.replace(s, source="ov", project_id=PROJECT) for n, s in specs.syncs.items()}
+        return dataclasses.replace(specs, syncs=MappingProxyType(syncs),
+                                   connections=MappingProxyType({**specs.connections, "ov": conn}))
+
+    ws = Workspace(tmp_path, aws_endpoint)
+    ws.write_spec("one.yaml", [ws.sync("one", secretPath="/one", syncOptions={"keySchema": "one/{{secretKey}}"})])
+    kms.folders = {"/one": {"K": "1"}}
+    h = DaemonHarness(ws, loader=loader, sources=sources).start()
+    sm = boto3.client("secretsmanager", endpoint_url=aws_endpoint, region_name="us-east-1")
+    try:
+        d = h.daemon
+        assert val(sm, "one/K") == "1"
+        key = PollKey("ov", Folder("dev", "/one", PROJECT, False))
+        assert h.on_loop(lambda: dict(d.polls.groups)) == {key: (9.0, ["one"])}
+        wait_until(lambda: h.on_loop(lambda: key in d.polls.poller.tokens), 5, "the first token")
+        kms.folders["/one"] = {"K": "polled"}
+        assert h.call(d.polls.poll(key)) == ["one"]
+        h.wait_idle()
+        assert val(sm, "one/K") == "polled"
+
+        kms.folders["/one"] = {"K": "hooked"}
+        body = json.dumps({"path": "/one"}).encode()
+        status, out, _ = h.http("POST", "/webhooks/other/ov", body, {"x-token": HOOK_SECRET})
+        assert (status, json.loads(out)) == (202, {"triggered": ["one"]})
+        h.wait_idle()
+        assert val(sm, "one/K") == "hooked"
+        assert h.http("POST", "/webhooks/other/ov", body, {"x-token": "wrong"})[0] == 401
+        assert h.http("POST", "/webhooks/kms/ov", body, {"x-token": HOOK_SECRET})[0] == 404, "not its route"
+    finally:
+        assert h.stop() == 0
+        assert h.leaks() == []
