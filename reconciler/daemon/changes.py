@@ -194,9 +194,9 @@ def webhook(specs: SpecSet | None, sources: SourceCatalog, route: str, connectio
     signing secret; 503 when that secret cannot be resolved; 401 when the signature fails.
     """
     log = get_logger(component="http")
+    kind = sources.by_route(route)
     conn = specs.connections.get(connection) if specs is not None else None
-    kind = sources.get(conn.app) if conn is not None else None
-    if specs is None or conn is None or kind is None or kind.webhooks is None or kind.webhooks.route != route:
+    if specs is None or conn is None or kind is None or kind.webhooks is None or conn.app != kind.app:
         return WebhookResult(404)
     try:
         secret = connect.webhook_secret(conn, sources)

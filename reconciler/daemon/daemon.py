@@ -287,10 +287,6 @@ class Daemon:
         finally:
             state.close()
 
-    def why_not(self, sync: SecretSync | None) -> str | None:
-        """Why the daemon does not run this sync on its own (None: it does)."""
-        return records.why_not(sync)
-
     def _connection_of(self, name: str) -> str | None:
         sync = self.specs.syncs.get(name) if self.specs else None
         return sync.connection if sync else None
