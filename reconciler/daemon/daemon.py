@@ -25,7 +25,7 @@ from reconciler.daemon import changes, records, statusfile
 from reconciler.daemon.api import Api
 from reconciler.daemon.backoff import retry_delay
 from reconciler.daemon.config import DaemonConfig
-from reconciler.daemon.execute import RunResult, execute
+from reconciler.daemon.execute import RunResult, execute, init_state, record_removed
 from reconciler.daemon.logs import bridge_stdlib
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.records import SyncRecord
@@ -40,7 +40,6 @@ from reconciler.sources import catalog
 from reconciler.sources.catalog import SourceCatalog
 from reconciler.specs.loader import load as load_specs
 from reconciler.specs.model import SecretSync, SpecSet
-from reconciler.state.store import StateStore
 
 __all__ = ["Daemon", "RunResult"]
 
@@ -94,7 +93,8 @@ class Daemon:
             if self.config.listen is not None:
                 self.server = await Api(self).start(*self.config.listen)
                 self.log.info("daemon.listening", address=f"{self.server.host}:{self.server.port}")
-            await in_thread(self._init_state, "state-init")
+            state_dir = self.config.state_dir
+            await in_thread(lambda: init_state(state_dir), "state-init")
             self.schedule.start()
             self._signals(install=True)
             await self.reload("startup")
@@ -108,15 +108,6 @@ class Daemon:
             calls.remove_listener(self.metrics.api_call)
             logging.getLogger().removeHandler(bridge)
             logging.getLogger().setLevel(old_level)
-
-    def _init_state(self) -> None:
-        """Create the state directory, key and database once, before runs race to do it."""
-        state = StateStore(self.config.state_dir)
-        try:
-            _ = state.fingerprinter
-            state.drop_inventory("", [])  # opens (and so creates) the database; deletes nothing
-        finally:
-            state.close()
 
     def request_stop(self) -> None:
         """Thread-safe: begin a graceful stop."""
@@ -275,17 +266,8 @@ class Daemon:
             self._check_ready()
         self.log.warning("sync.removed", sync=name,
                          note="no longer reconciled; its destination secrets are left in place")
-        self._spawn(in_thread(lambda: self._record_removed(name), "record-removed"), "record-removed")
-
-    def _record_removed(self, name: str) -> None:
-        state = StateStore(self.config.state_dir)
-        try:
-            if state.exists() and state.status(name).syncStatus is not None:
-                state.update_status(name, lastSyncMessage=(
-                    "spec removed: no longer reconciled by the daemon; destination secrets were left in "
-                    "place (run `reconciler remove` before deleting a spec to delete them)"))
-        finally:
-            state.close()
+        state_dir = self.config.state_dir
+        self._spawn(in_thread(lambda: record_removed(state_dir, name), "record-removed"), "record-removed")
 
     def _connection_of(self, name: str) -> str | None:
         sync = self.specs.syncs.get(name) if self.specs else None

@@ -1,6 +1,7 @@
-"""One reconcile of one sync on its own thread, as the daemon runs it: the engine's apply,
-with the run id bound so the engine's log lines and the stored ``lastSyncJobId`` carry the
-same id as the daemon's own lines about that run."""
+"""The daemon's blocking work, each call on its own thread: one reconcile of one sync (the
+engine's apply, with the run id bound so the engine's log lines and the stored
+``lastSyncJobId`` carry the same id as the daemon's own lines about that run), and the two
+state writes the daemon makes itself."""
 
 from __future__ import annotations
 
@@ -46,3 +47,25 @@ def execute(specs: SpecSet, sync: SecretSync, state_dir: Path, run_id: str, reas
             if state is not None:
                 state.close()
         return RunResult(out, time.monotonic() - started, managed, run_id)
+
+
+def init_state(state_dir: Path) -> None:
+    """Create the state directory, key and database once, before runs race to do it."""
+    state = StateStore(state_dir)
+    try:
+        _ = state.fingerprinter
+        state.drop_inventory("", [])  # opens (and so creates) the database; deletes nothing
+    finally:
+        state.close()
+
+
+def record_removed(state_dir: Path, name: str) -> None:
+    """Say in a removed sync's status that nobody reconciles it any more."""
+    state = StateStore(state_dir)
+    try:
+        if state.exists() and state.status(name).syncStatus is not None:
+            state.update_status(name, lastSyncMessage=(
+                "spec removed: no longer reconciled by the daemon; destination secrets were left in "
+                "place (run `reconciler remove` before deleting a spec to delete them)"))
+    finally:
+        state.close()
