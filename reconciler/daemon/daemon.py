@@ -35,6 +35,7 @@ from reconciler.daemon.specdiff import merge
 from reconciler.daemon.supervisor import Supervisor
 from reconciler.daemon.systemd import Notifier, watchdog_interval
 from reconciler.daemon.watcher import Watcher
+from reconciler.destinations.catalog import Catalog
 from reconciler.logging import get_logger
 from reconciler.sources import catalog
 from reconciler.sources.catalog import SourceCatalog
@@ -50,11 +51,13 @@ MONITOR_SECONDS = 1.0
 
 class Daemon:
     def __init__(self, config: DaemonConfig, *, loader: Loader = load_specs, notifier: Notifier | None = None,
-                 rand: Callable[[], float] = random.random, sources: SourceCatalog | None = None) -> None:
+                 rand: Callable[[], float] = random.random, destinations: Catalog | None = None,
+                 sources: SourceCatalog | None = None) -> None:
         self.config = config
         self._loader = loader
         self.notifier = notifier or Notifier()
         self._rand = rand
+        self.destinations = destinations
         self.sources = sources or catalog.default()
         self.specs: SpecSet | None = None
         self.syncs: dict[str, SyncRecord] = {}
@@ -325,7 +328,8 @@ class Daemon:
         if specs is None or sync is None or records.why_not(sync) is not None:
             return
         run_id = uuid.uuid4().hex[:12]
-        result = await in_thread(lambda: execute(specs, sync, self.config.state_dir, run_id, reason, self.sources),
+        result = await in_thread(lambda: execute(specs, sync, self.config.state_dir, run_id, reason,
+                                                 destinations=self.destinations, sources=self.sources),
                                  f"sync-{name}")
         self._after(sync, result)
 

@@ -5,12 +5,15 @@ state writes the daemon makes itself."""
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
+from reconciler.destinations.catalog import Catalog
+from reconciler.engine.connect import open_source
 from reconciler.engine.outcome import Outcome
 from reconciler.engine.reconcile import Reconciler
 from reconciler.logging import get_logger
@@ -27,8 +30,8 @@ class RunResult:
     run_id: str
 
 
-def execute(specs: SpecSet, sync: SecretSync, state_dir: Path, run_id: str, reason: str,
-            sources: SourceCatalog) -> RunResult:
+def execute(specs: SpecSet, sync: SecretSync, state_dir: Path, run_id: str, reason: str, *,
+            destinations: Catalog | None, sources: SourceCatalog) -> RunResult:
     """Blocking. Never raises: a bug or a broken state store is a failed run, retried like any."""
     with structlog.contextvars.bound_contextvars(sync=sync.name, destination=sync.destination, run_id=run_id):
         log = get_logger()
@@ -38,7 +41,8 @@ def execute(specs: SpecSet, sync: SecretSync, state_dir: Path, run_id: str, reas
         state = None
         try:
             state = StateStore(state_dir)
-            out = Reconciler(specs, state, sources=sources).apply_sync(sync)
+            out = Reconciler(specs, state, destinations=destinations,
+                             sources=functools.partial(open_source, sources=sources)).apply_sync(sync)
             managed = len(state.inventory(sync.name))
         except Exception as e:
             log.error("reconcile.crashed", error_type=type(e).__name__)

@@ -18,8 +18,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
+from reconciler.errors import WebhookError
 from reconciler.model import Folder, SecretValue
-from reconciler.sources.webhook import WebhookError
 
 __all__ = ["Polling", "SourceCatalog", "SourceConnection", "SourceDescriptor", "WebhookError", "Webhooks",
            "default", "reads"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from reconciler.errors import ConfigError
 from reconciler.model import SecretValue, SourceSecret, frozen_map
 from reconciler.sources.base import Folder, content_token
 from reconciler.sources.catalog import SourceConnection
@@ -209,7 +210,7 @@ def open_connection(conn: SourceConnection) -> KmsSource:
     """The catalog's opener: a universal-auth identity (client id and secret) on one site."""
     client_id, client_secret = conn.credentials.get("clientId"), conn.credentials.get("clientSecret")
     if conn.method != "universal-auth" or not isinstance(client_secret, SecretValue) or client_id is None:
-        raise SourceError(f"connection {conn.name}: kms needs credentials.method universal-auth "
+        raise ConfigError(f"connection {conn.name}: kms needs credentials.method universal-auth "
                           "with clientId and clientSecret")
     plain_id = client_id.reveal() if isinstance(client_id, SecretValue) else client_id
     return open_kms(conn.name, conn.settings, plain_id, client_secret)

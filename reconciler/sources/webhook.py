@@ -15,16 +15,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from reconciler.errors import WebhookError
 from reconciler.model import Folder, SecretValue
+
+__all__ = ["FolderChange", "WebhookError", "changed_folder", "sign", "verify_and_parse"]
 
 SIGNATURE_HEADERS = ("x-kms-signature", "x-infisical-signature")
 #: a signed payload older (or newer) than this is a replay, not news
 TOLERANCE_SECONDS = 300.0
 MAX_BODY_BYTES = 64 * 1024
-
-
-class WebhookError(Exception):
-    """The request is not a valid, freshly signed webhook. Messages never quote the body."""
 
 
 @dataclass(frozen=True)
