@@ -19,11 +19,11 @@ from typing import Any
 from reconciler.daemon.runner import in_thread
 from reconciler.daemon.schedule import Schedule
 from reconciler.engine import connect
+from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.logging import get_logger
 from reconciler.model import Folder
 from reconciler.sources.base import Source
 from reconciler.sources.catalog import SourceCatalog, WebhookError, reads
-from reconciler.sources.errors import SourceError
 from reconciler.specs.model import Connection, SecretSync, SpecSet
 
 
@@ -163,7 +163,7 @@ class Polls:
             try:
                 token = await in_thread(lambda: self.poller.token(conn, key.folder), f"poll-{conn.name}")
             except Exception as e:
-                detail = str(e) if isinstance(e, SourceError | connect.ConnectError) else type(e).__name__
+                detail = str(e) if isinstance(e, ReconcilerError) else type(e).__name__  # ours never quote values
                 self._log.warning("poll.failed", **where, error=detail)
                 return []
         if not self.poller.changed(key, token):
@@ -200,7 +200,7 @@ def webhook(specs: SpecSet | None, sources: SourceCatalog, route: str, connectio
         return WebhookResult(404)
     try:
         secret = connect.webhook_secret(conn, sources)
-    except connect.ConnectError as e:
+    except ConfigError as e:
         log.error("webhook.secret_unavailable", connection=connection, error=str(e))
         return WebhookResult(503)
     if secret is None:

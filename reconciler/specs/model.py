@@ -11,7 +11,6 @@ from typing import Any, Literal
 from reconciler.destinations.catalog import SyncView
 from reconciler.model import Folder
 
-
 InitialSyncBehavior = Literal[
     "overwrite-destination", "import-prioritize-source", "import-prioritize-destination"
 ]
