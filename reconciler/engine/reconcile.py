@@ -123,7 +123,8 @@ class Reconciler:
         """Open source and destination, run ``body``, turn known failures into the outcome's
         error, and (for jobs other than a plan) record the seeds' status fields."""
         out = Outcome(sync.name, sync.destination)
-        log = get_logger(sync=sync.name, destination=sync.destination, run_id=current_run_id())
+        run_id = current_run_id()
+        log = get_logger(sync=sync.name, destination=sync.destination, run_id=run_id)
         started = time.monotonic()
         try:
             with contextlib.ExitStack() as held:
@@ -143,7 +144,7 @@ class Reconciler:
         waits = [w for w in (out.retry_after, *(r.retry_after for r in out.results)) if w is not None]
         out.retry_after = max(waits, default=None)
         if job is not None:
-            record_status(self.state, sync, self._safe_target(sync), out, job, started, log)
+            record_status(self.state, sync, self._safe_target(sync), out, job, started, log, run_id)
         return out
 
     def plan_sync(self, sync: SecretSync) -> Outcome:

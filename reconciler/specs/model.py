@@ -11,8 +11,6 @@ from typing import Any, Literal
 from reconciler.destinations.catalog import SyncView
 from reconciler.model import Folder
 
-SOURCE_APPS: tuple[str, ...] = ("kms", "file")
-
 InitialSyncBehavior = Literal[
     "overwrite-destination", "import-prioritize-source", "import-prioritize-destination"
 ]
