@@ -174,8 +174,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for sync in syncs:
         if not sync.is_enabled:
             print(f"note: sync {sync.name} is disabled (isEnabled: false); not planned", file=sys.stderr)
-            continue
-        out = rec.plan_sync(sync)
+    with rec.sharing(s for s in syncs if s.is_enabled):
+        planned = [(s, rec.plan_sync(s)) for s in syncs if s.is_enabled]
+    for sync, out in planned:
         if out.error is not None or out.plan is None:
             rendered.append(PlanError(sync.name, sync.destination, out.error or "no plan"))
             failed = True
@@ -260,7 +261,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if runnable:
         state = _state(args, readonly=False)
         rec = Reconciler(specs, state, stop=stop)
-        with _interruptible(stop):
+        with _interruptible(stop), rec.sharing(runnable):
             for s in runnable:
                 if stop.is_set():
                     print(f"{s.name}: not started (interrupted)")

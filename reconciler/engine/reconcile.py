@@ -15,7 +15,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from reconciler.destinations.catalog import Catalog, Descriptor, SyncView
 from reconciler.destinations.contract import Session, stopping
 from reconciler.engine.connect import connection_info, open_source
 from reconciler.engine.outcome import Outcome, record_status
+from reconciler.engine.sharing import Listings
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.logging import current_run_id, get_logger
 from reconciler.model import Action, ChangeResult, InventoryEntry
@@ -67,6 +68,22 @@ class Reconciler:
         #: once set, no new write starts (in-flight ones finish and are recorded)
         self.stop = stop or threading.Event()
         self._lock_wait = lock_wait
+        self._listings = Listings()
+
+    @contextlib.contextmanager
+    def sharing(self, syncs: Iterable[SecretSync]) -> Iterator[None]:
+        """Syncs run inside share one listing per destination target (see engine/sharing.py)."""
+        members = []
+        for s in syncs:
+            desc = self.destinations.get(s.destination)
+            if desc is not None:
+                view = s.view(self.specs.connections.get(s.connection))
+                members.append((self.target_id(s), naming.scope(desc, view)))
+        self._listings.share(members)
+        try:
+            yield
+        finally:
+            self._listings.clear()
 
     # -- shared preparation ------------------------------------------------------------------
     def _connection(self, name: str) -> Connection:
@@ -110,7 +127,8 @@ class Reconciler:
         if import_priority is None and ctx.first_sync and sync.initial_sync_behavior != "overwrite-destination":
             import_priority = sync.initial_sync_behavior.removeprefix("import-prioritize-")
         importing = import_priority is not None
-        listed = ctx.session.list(naming.scope(desc, ctx.view, wanted=rendered.entries))
+        scope = naming.scope(desc, ctx.view, wanted=rendered.entries)
+        listed = self._listings.list(ctx.target_id, ctx.session, scope, desc.names.fold)
         observed = planning.observe(desc, ctx.view, listed, rendered, ctx.inventory)
         wanted = planning.reads_needed(observed, options, lambda k: importing or k in rendered.entries,
                                        force=importing)
