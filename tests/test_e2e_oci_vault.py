@@ -391,3 +391,22 @@ def test_an_out_of_band_deletion_is_restored_without_a_read_or_a_new_version(
     s = ws.emu.store.secret("app-A")
     assert s is not None and s.state == "ACTIVE" and s.current == 1 and value(ws, "app-A") == C1
     assert ws.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_two_syncs_on_one_vault_share_one_listing(ws: OciWorkspace) -> None:
+    ws.emu.store.seed("zz-foreign-stuck", b"x")
+    ws.emu.store.hold("zz-foreign-stuck", "UPDATING")
+    ws.write_spec("app.yaml", [ws.sync(), ws.sync("web", secretPath="/web",
+                                                  syncOptions={"keySchema": "web-{{secretKey}}"})])
+    ws.set_secrets({"A": C1, "B": C2})
+    ws.set_secrets({"A": C3}, path="/web")
+    r = ws.run("apply")
+    assert r.code == 0, str(r)
+    assert value(ws, "app-A") == C1 and value(ws, "app-B") == C2 and value(ws, "web-A") == C3
+    ws.emu.clear()
+    calls.reset()
+    r = ws.run("apply")
+    assert r.code == 0, str(r)
+    pages = math.ceil(4 / OCI_TEST_PAGE_SIZE)
+    assert vault_calls() == {"ListSecrets": pages, "GetSecret": 3}, "one listing for both syncs; no value read"
+    assert ws.run("plan", "--detailed-exitcode").code == 0

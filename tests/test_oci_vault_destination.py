@@ -93,18 +93,71 @@ def test_rules_lifecycle_marker_window_and_retry_after() -> None:
 
 # -- sessions ---------------------------------------------------------------------------------
 def test_listing_pages_reads_versions_and_skips_the_out_of_scope(make: Any, oci_dest: OciVaultEmulator) -> None:
-    for i in range(5):
-        oci_dest.store.seed(f"app-K{i}", b"v", freeform={"reconciler-sync": "payments"})
+    ours = {"managed-by": "reconciler", "reconciler-sync": "payments"}
+    for i in range(4):
+        oci_dest.store.seed(f"app-K{i}", b"v", freeform=ours)
+    oci_dest.store.seed("app-STRAY", b"v")  # in scope, neither wanted nor ours: no version needed
     oci_dest.store.seed("other", b"x")
     oci_dest.store.seed("app-OLD", b"x", state="PENDING_DELETION")
     d = make()
     calls.reset()
     listed = {e.key: e for e in d.session.list(d.scope())}
-    assert set(listed) == {f"app-K{i}" for i in range(5)} | {"app-OLD"}
+    assert set(listed) == {f"app-K{i}" for i in range(4)} | {"app-STRAY", "app-OLD"}
     assert listed["app-K0"].version is not None and listed["app-K0"].version.endswith("#1")
     assert listed["app-K0"].owner == "payments"
+    assert listed["app-STRAY"].lifecycle is Lifecycle.ACTIVE and listed["app-STRAY"].version is None
     assert listed["app-OLD"].lifecycle is Lifecycle.PENDING_DELETION and listed["app-OLD"].version is None
-    assert calls.by_call(KIND) == {"ListSecrets": 3, "GetSecret": 5}, "no GetSecret for pending or foreign"
+    assert calls.by_call(KIND) == {"ListSecrets": 3, "GetSecret": 4}, "no GetSecret for pending, stray or foreign"
+    from reconciler.destinations.naming import Scope
+
+    assert d.session.list(Scope(exact=frozenset({"app-OLD"}), pending_only=True)) == [], \
+        "a shared listing already holds our pending-deletion secrets"
+
+
+def test_a_wide_shared_listing_never_waits_on_others_secrets(make: Any, oci_dest: OciVaultEmulator,
+                                                              oci_sleeps: list[float]) -> None:
+    """One listing may serve several syncs (a scope wider than ours): a secret changing state
+    blocks only when this sync wants it or wrote it."""
+    from reconciler.destinations.naming import Scope
+
+    oci_dest.store.seed("app-MINE", b"v", freeform={"managed-by": "reconciler", "reconciler-sync": "payments"})
+    oci_dest.store.seed("web-THEIRS", b"v", freeform={"managed-by": "reconciler", "reconciler-sync": "web"})
+    oci_dest.store.seed("loose", b"v")
+    for name in ("web-THEIRS", "loose"):
+        oci_dest.store.hold(name, "UPDATING")
+    d = make()
+    listed = {e.key: e for e in d.session.list(Scope(base=""))}
+    assert listed["web-THEIRS"].lifecycle is Lifecycle.DISABLED and listed["loose"].lifecycle is Lifecycle.DISABLED
+    assert listed["app-MINE"].lifecycle is Lifecycle.ACTIVE and oci_sleeps == []
+    oci_dest.store.hold("app-MINE", "UPDATING")
+    with pytest.raises(errors.Transient, match="UPDATING"):
+        d.session.list(Scope(base=""))
+    assert len(oci_sleeps) == 10, "its own secret was waited for, then the sync fails"
+
+
+def test_an_answer_that_is_not_oci_is_an_error(make: Any, oci_dest: OciVaultEmulator) -> None:
+    oci_dest.store.seed("app-A", b"v", freeform={"managed-by": "reconciler"})
+    d = make()
+    oci_dest.inject(method="GET", path="/20180608/secrets", status=200, body=b"<html>proxy login</html>",
+                    headers={"Content-Type": "text/html"})
+    with pytest.raises(errors.Permanent, match="not an OCI Vault answer"):
+        d.session.list(d.scope())
+    d.session.list(d.scope())
+    oci_dest.inject(method="GET", path="/20190301/.*", status=200, body=b"<html/>",
+                    headers={"Content-Type": "text/html"})
+    with pytest.raises(errors.Permanent, match="not an OCI Vault answer"):
+        d.read_values(["app-A"])
+
+
+def test_retries_stop_at_the_run_deadline(make: Any, oci_dest: OciVaultEmulator, oci_sleeps: list[float]) -> None:
+    from reconciler import deadline
+    from reconciler.errors import DeadlineExceeded
+
+    d = make()
+    oci_dest.inject(method="GET", path="/20180608/secrets", status=503, times=5)
+    with deadline.run(0.001), pytest.raises(DeadlineExceeded):
+        d.session.list(d.scope())
+    assert oci_sleeps == []
 
 
 def test_reads_leave_out_what_is_not_text(make: Any, oci_dest: OciVaultEmulator) -> None:

@@ -21,11 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from reconciler import calls
+from reconciler import calls, deadline
 from reconciler.destinations import errors
 from reconciler.destinations.contract import ConnectionInfo
 from reconciler.destinations.oci_vault import rules
 from reconciler.errors import ReconcilerError
+from reconciler.logging import get_logger
 
 KIND: Final = "oci-vault"
 ATTEMPTS: Final = 3
@@ -233,5 +234,19 @@ def call(op: str, key: str | None, fn: Callable[[], Any], *, write: bool = False
             raise err
         if wait is None:
             wait = min(BACKOFF_CAP, BACKOFF * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-        sleep(wait)
+        pause(f"{op} (attempt {attempt + 1})", wait, key)
     raise AssertionError("unreachable")
+
+
+def pause(what: str, wait: float, key: str | None = None) -> None:
+    """Wait before trying again: never past the run's deadline, and never silently."""
+    deadline.check(what, wait)
+    get_logger(destination=KIND).warning("destination.retry", call=what, key=key, wait=round(wait, 2))
+    sleep(wait)
+
+
+def not_oci(op: str, key: str | None = None) -> errors.Permanent:
+    """A 2xx whose body is not the service's answer: the SDK would read a proxy's page as
+    a list of empty secrets (one per character) or an empty secret; neither is true."""
+    return errors.Permanent(f"{op} failed: the endpoint answered with a body that is not an OCI Vault answer; "
+                            "is the connection's endpoint right, or is a proxy in the way?", key=key)

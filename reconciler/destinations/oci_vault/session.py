@@ -24,7 +24,17 @@ from reconciler.destinations import errors
 from reconciler.destinations.catalog import SyncView
 from reconciler.destinations.contract import ConnectionInfo, Scope, apply_by_key
 from reconciler.destinations.oci_vault import client, rules
-from reconciler.model import SYNC_TAG, Action, Change, ChangeResult, ObservedEntry, SecretValue, frozen_map
+from reconciler.model import (
+    OWNER_TAG,
+    OWNER_VALUE,
+    SYNC_TAG,
+    Action,
+    Change,
+    ChangeResult,
+    ObservedEntry,
+    SecretValue,
+    frozen_map,
+)
 
 PAGE_SIZE = 100
 WORKERS = 8
@@ -77,27 +87,45 @@ class OciVault:
             if page:
                 kw["page"] = page
             resp = client.call("ListSecrets", None, partial(vc.list_secrets, self._compartment, **kw))
-            items += resp.data or []
+            if not isinstance(resp.data, builtins.list) or not all(
+                    isinstance(i.id, str) and isinstance(i.secret_name, str) and isinstance(i.lifecycle_state, str)
+                    for i in resp.data):
+                raise client.not_oci("ListSecrets")
+            items += resp.data
             page = resp.next_page
             if not page:
                 return items
 
     def list(self, scope: Scope) -> builtins.list[ObservedEntry]:
-        """In-scope secrets with their version marker (one GetSecret each, in parallel).
-        A secret of this sync's scope still changing state after :data:`SETTLE_WAIT` fails the
-        sync, retryably; one outside the scope never matters."""
+        """In-scope secrets; a version marker (one GetSecret each, in parallel) for those the
+        sync wants or reconciler manages, the only ones whose value a plan may need.
+
+        The seed's "a sync fails and retries while a secret is changing state" holds for this
+        sync's own secrets (wanted, or tagged as written by it): each is waited for up to
+        :data:`SETTLE_WAIT`, then the sync fails, retryably. Any other secret changing state
+        is left alone this run (hands off), so a foreign one never blocks a sync — even when
+        one listing serves several syncs on the vault (``scope`` is then wider than ours).
+        """
+        if scope.pending_only:
+            return []  # our listing shows pending-deletion secrets: the shared one has them
         listed: dict[str, Any] = {}
         for s in self._pages():
-            name = s.secret_name
-            if name and s.lifecycle_state not in rules.GONE and scope.contains(name):
-                listed[name] = s
+            if s.lifecycle_state not in rules.GONE and scope.contains(s.secret_name):
+                listed[s.secret_name] = s
+        looked: builtins.list[str] = []
         with self._lock:
             for name, s in listed.items():
-                self._known[name] = _Known(s.id, s.lifecycle_state, dict(s.freeform_tags or {}))
-        # a wanted name pending deletion gets its marker too: restoring a secret deleted out of
-        # band, whose version state recorded, then plans no value read and no new version
-        looked = [n for n, s in listed.items() if s.lifecycle_state in rules.TRANSITIONAL
-                  or s.lifecycle_state == "ACTIVE" or (s.lifecycle_state == "PENDING_DELETION" and n in scope.wanted)]
+                tags = {str(k): str(v) for k, v in (s.freeform_tags or {}).items()}
+                self._known[name] = _Known(s.id, s.lifecycle_state, tags)
+                state, wanted = s.lifecycle_state, name in scope.wanted
+                if state in rules.TRANSITIONAL:
+                    if wanted or tags.get(SYNC_TAG) == self._sync:
+                        looked.append(name)
+                elif state == "ACTIVE":
+                    if wanted or tags.get(OWNER_TAG) == OWNER_VALUE:
+                        looked.append(name)
+                elif state == "PENDING_DELETION" and wanted:
+                    looked.append(name)  # its marker lets state vouch for a restored value
         out = [e for e in self._parallel(self._settled, looked) if e is not None]
         out += [self._entry(n) for n in listed if n not in looked]
         return out
@@ -115,6 +143,8 @@ class OciVault:
             secret = client.call("GetSecret", name, lambda: self._clients.vaults.get_secret(known.id)).data
         except errors.NotFound:
             return None
+        if secret.id != known.id or not isinstance(secret.lifecycle_state, str):
+            raise client.not_oci("GetSecret", name)
         with self._lock:
             self._known[name] = _Known(secret.id, secret.lifecycle_state, dict(secret.freeform_tags or {}),
                                        secret.current_version_number)
@@ -132,7 +162,7 @@ class OciVault:
             if waited >= SETTLE_WAIT:
                 raise errors.Transient(f"{state} in OCI Vault for over {SETTLE_WAIT:g}s; this sync retries until "
                                        "it settles", key=name, code=state)
-            client.sleep(POLL)
+            client.pause(f"GetSecret until {state} settles", POLL, name)
             waited += POLL
 
     def _entry(self, name: str) -> ObservedEntry:
@@ -154,6 +184,8 @@ class OciVault:
             bundle = client.call("GetSecretBundle", name, lambda: self._clients.secrets.get_secret_bundle(sid)).data
         except errors.NotFound:
             return None
+        if bundle.secret_bundle_content is None:
+            raise client.not_oci("GetSecretBundle", name)
         content = getattr(bundle.secret_bundle_content, "content", None)
         if not isinstance(content, str):
             return None
@@ -200,6 +232,8 @@ class OciVault:
         return tags
 
     def _done(self, change: Change, secret: Any, tags: Mapping[str, str]) -> ChangeResult:
+        if not isinstance(secret.id, str) or not isinstance(secret.current_version_number, int):
+            raise client.not_oci(f"{change.action.value} of a secret", change.key)
         with self._lock:
             self._known[change.key] = _Known(secret.id, "ACTIVE", dict(tags), secret.current_version_number)
         return ChangeResult(change=change, ok=True, version=rules.version_marker(secret.id,
@@ -293,7 +327,7 @@ class OciVault:
             if waited >= RESTORE_WAIT:
                 raise errors.Transient(f"still {secret.lifecycle_state} {RESTORE_WAIT:g}s after cancelling its "
                                        "deletion; the next run continues", key=key, code=secret.lifecycle_state)
-            client.sleep(POLL)
+            client.pause("GetSecret until the cancelled deletion settles", POLL, key)
             waited += POLL
 
     def close(self) -> None:
