@@ -1,9 +1,10 @@
 """OCI Vault destination.
 
 Cost of a no-change reconcile with warm state: ⌈T/100⌉ ListSecrets pages (T = secrets in the
-vault, every page followed) plus one GetSecret per in-scope secret — summaries carry no version
-number, and GetSecret's ``currentVersionNumber`` (metadata, never the value) is the change
-marker — and no GetSecretBundle and no write. A value is read only for a key whose marker
+vault, every page followed) plus one GetSecret per in-scope secret the sync wants or
+reconciler manages — summaries carry no version number, and GetSecret's
+``currentVersionNumber`` (metadata, never the value) is the change marker — and no
+GetSecretBundle and no write. A value is read only for a key whose marker
 moved since state recorded it. Upstream reads the first page only, then the value of every
 ACTIVE secret in the vault, its own or not.
 """
