@@ -158,6 +158,13 @@ def test_retries_stop_at_the_run_deadline(make: Any, oci_dest: OciVaultEmulator,
     with deadline.run(0.001), pytest.raises(DeadlineExceeded):
         d.session.list(d.scope())
     assert oci_sleeps == []
+    oci_dest.clear()
+    for i in range(3):
+        oci_dest.store.seed(f"app-K{i}", b"v", freeform={"managed-by": "reconciler"})
+    oci_dest.inject(method="GET", path="/20180608/secrets/.+", status=503, times=9)
+    with deadline.run(0.001), pytest.raises(DeadlineExceeded):
+        d.session.list(d.scope())  # GetSecret runs on worker threads: the deadline follows it there
+    assert oci_sleeps == []
 
 
 def test_reads_leave_out_what_is_not_text(make: Any, oci_dest: OciVaultEmulator) -> None:

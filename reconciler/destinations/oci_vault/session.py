@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
+import contextvars
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -132,10 +133,13 @@ class OciVault:
         return out
 
     def _parallel(self, fn: Callable[[str], Any], names: Sequence[str]) -> builtins.list[Any]:
+        """``fn`` over ``names``, :data:`WORKERS` at a time, each in a copy of this context (the
+        run's deadline and the log context follow the work onto the pool's threads)."""
         if len(names) <= 1:
             return [fn(n) for n in names]
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(names)), thread_name_prefix="oci") as pool:
-            return builtins.list(pool.map(fn, names))
+            futures = [pool.submit(contextvars.copy_context().run, fn, n) for n in names]
+            return [f.result() for f in futures]
 
     def _get(self, name: str) -> Any | None:
         """GetSecret (metadata, never the value); None when it vanished since the listing."""
