@@ -14,6 +14,7 @@ lists for itself.
 
 from __future__ import annotations
 
+import bisect
 import os
 import threading
 import time
@@ -31,8 +32,28 @@ class _Shared:
     prefix: str
     pending: set[str]
     expires: float
+    #: the listing, sorted by folded key, and those keys: each member takes its own slice
     entries: list[ObservedEntry] | None = None
+    keys: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fill(self, listed: list[ObservedEntry], fold: Callable[[str], str]) -> None:
+        pairs = sorted(((fold(e.key), e) for e in listed), key=lambda p: p[0])
+        self.keys = [k for k, _ in pairs]
+        self.entries = [e for _, e in pairs]
+
+    def under(self, prefix: str) -> list[ObservedEntry]:
+        """The entries whose folded key starts with ``prefix`` (a binary search, not a scan:
+        with a thousand syncs on one target, each would otherwise walk every entry)."""
+        assert self.entries is not None
+        lo = hi = bisect.bisect_left(self.keys, prefix)
+        while hi < len(self.keys) and self.keys[hi].startswith(prefix):
+            hi += 1
+        return self.entries[lo:hi]
+
+    def has(self, key: str) -> bool:
+        i = bisect.bisect_left(self.keys, key)
+        return i < len(self.keys) and self.keys[i] == key
 
 
 class Listings:
@@ -75,16 +96,15 @@ class Listings:
             return session.list(scope)
         with shared.lock:
             first = shared.entries is None
-            if shared.entries is None:
-                shared.entries = session.list(Scope(base=shared.prefix, wanted=scope.wanted))
-            entries = shared.entries
+            if first:
+                shared.fill(session.list(Scope(base=shared.prefix, wanted=scope.wanted)), fold)
         with self._lock:
             shared.pending.discard(sync)
             if not shared.pending and self._by_target.get(target) is shared:
                 del self._by_target[target]
+        mine = shared.under(fold(scope.list_prefix))
         if first:
-            return list(entries)
-        listed = {fold(e.key) for e in entries}
-        missing = frozenset(n for n in scope.wanted if fold(n) not in listed)
+            return mine
+        missing = frozenset(n for n in scope.wanted if not shared.has(fold(n)))
         extra = session.list(Scope(exact=missing, wanted=missing, pending_only=True)) if missing else []
-        return [*entries, *extra]
+        return [*mine, *extra]
