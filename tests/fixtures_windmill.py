@@ -49,3 +49,13 @@ def wm_client(windmill: WindmillEmulator) -> Iterator[Any]:
     client = wmill.Windmill(base_url=windmill.url, token=WM_TOKEN, workspace=WM_WORKSPACE)
     yield client
     client.client.close()
+
+
+@pytest.fixture
+def windmill_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Our retry waits, recorded instead of slept (fake time)."""
+    from reconciler.destinations.windmill import client
+
+    waits: list[float] = []
+    monkeypatch.setattr(client, "sleep", waits.append)
+    return waits
