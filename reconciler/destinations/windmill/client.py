@@ -23,9 +23,9 @@ import httpx
 
 from reconciler import calls
 from reconciler.destinations import errors
+from reconciler.destinations.windmill.rules import DEFAULT_URL
 
 KIND: Final = "windmill"
-DEFAULT_URL: Final = "https://app.windmill.dev"
 RETRYABLE: Final = frozenset({408, 429, 500, 502, 503, 504})
 BACKOFF: Final = 0.5
 BACKOFF_CAP: Final = 8.0
@@ -160,7 +160,7 @@ class WindmillHttp:
                 calls.record(KIND, op, "connection-error")
                 if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                     raise errors.ConfigError(f"{op} failed: Windmill's TLS certificate is not trusted (a private "
-                                             "CA needs the connection's caBundle)", key=key) from None
+                                             "CA needs the connection's caBundle)") from None
                 if attempt == self.attempts:
                     raise errors.Transient(f"{op} failed: {type(exc).__name__} (Windmill at {self.host} "
                                            "unreachable or the connection dropped)", key=key) from None
