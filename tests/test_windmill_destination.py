@@ -209,3 +209,14 @@ def test_missing_token_or_bad_url_are_config_errors(windmill: WindmillEmulator) 
                          credentials={"token": SecretValue(WM_TOKEN)})
     with pytest.raises(errors.ConfigError, match="instanceUrl"):
         desc.open(v, bad)
+
+
+def test_a_server_that_ignores_page_is_not_listed_forever(make: Any, windmill: WindmillEmulator) -> None:
+    for i in range(100):
+        windmill.store.put(WM_WORKSPACE, f"{FOLDER}K{i:03d}", "v")
+    rows = [{"workspace_id": WM_WORKSPACE, "path": f"{FOLDER}K{i:03d}", "is_secret": True, "extra_perms": {},
+             "value": None, "description": "", "edited_at": "2026-01-01T00:00:00.000000Z"} for i in range(100)]
+    windmill.inject(Fault("GET", rf"{API}/list", status=200, body=rows, times=5))
+    with pytest.raises(errors.Permanent, match="same page twice"):
+        make().list_entries()
+    assert windmill.count("GET", f"{API}/list") == 2

@@ -64,12 +64,16 @@ class WindmillVariables:
     def _rows(self, prefix: str) -> builtins.list[Mapping[str, Any]]:
         """Every list page under ``prefix`` (``page``/``per_page`` until a short page)."""
         rows: builtins.list[Mapping[str, Any]] = []
-        page = 1
+        page, first = 1, None
         while True:
             reply = self._http.call("GET", "list", "list",
                                     params={"path_start": prefix, "page": page, "per_page": PAGE_SIZE})
-            chunk = reply.body if isinstance(reply.body, builtins.list) else []
-            rows += [r for r in chunk if isinstance(r, Mapping)]
+            chunk = [r for r in reply.body if isinstance(r, Mapping)] if isinstance(reply.body, builtins.list) else []
+            if chunk and page > 1 and chunk[0].get("path") == first:
+                # a server (or proxy) that ignores `page` would otherwise be listed forever
+                raise errors.Permanent("list failed: Windmill answered the same page twice (it ignores `page`)")
+            first = chunk[0].get("path") if chunk else None
+            rows += chunk
             if len(chunk) < PAGE_SIZE:
                 return rows
             page += 1

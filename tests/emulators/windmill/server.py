@@ -53,6 +53,8 @@ class WindmillEmulator(HttpsEmulator):
         return f"Internal: injected status {status}".encode()
 
     def fault_headers(self, status: int) -> dict[str, str]:
+        if status < 400:
+            return {}  # a stand-in answer: its body is JSON
         ctype = "text/html" if status in (502, 503, 504) else "text/plain; charset=utf-8"
         return {"Content-Type": ctype}
 
