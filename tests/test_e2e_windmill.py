@@ -360,3 +360,33 @@ def test_whole_session_leaks_nothing(ws: WindmillWorkspace, wm_client: Any) -> N
                  ("import", "app", "--priority", "source"), ("remove", "app"), ("status", "--json")):
         ws.run(*args)
     assert ws.leaks() == []
+
+
+def test_https_instance_with_a_ca_bundle(tmp_path: Path, windmill_sleeps: list[float],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import trustme
+
+    from tests.fixtures_windmill import WM_TOKEN
+
+    monkeypatch.setenv(WM_TOKEN_ENV, WM_TOKEN)
+    wm = WindmillEmulator(trustme.CA())
+    wm.add_token(WM_TOKEN, WM_WORKSPACE)
+    wm.start()
+    try:
+        ca = wm.write_ca(tmp_path / "ca.pem")
+        (tmp_path / "ws").mkdir()
+        ws = WindmillWorkspace(tmp_path / "ws", wm)
+        ws.write_spec("app.yaml", [ws.sync()])
+        ws.set_secrets({"A": C1})
+        r = ws.run("apply")
+        assert r.code == 1 and "caBundle" in r.out + r.err, str(r)
+        ws.write_spec("connections.yaml", [
+            {"kind": "Connection", "name": "local", "app": "file", "path": "../secrets.yaml"},
+            {"kind": "Connection", "name": "wm", "app": "windmill", "instanceUrl": wm.url, "caBundle": str(ca),
+             "credentials": {"method": "token", "token": {"env": WM_TOKEN_ENV}}},
+        ])
+        assert ws.run("apply").code == 0
+        assert wm.url.startswith("https://") and wm.store.value(WM_WORKSPACE, FOLDER + "A") == C1
+        assert ws.leaks() == []
+    finally:
+        wm.stop()
