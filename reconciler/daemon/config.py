@@ -39,3 +39,8 @@ class DaemonConfig:
     watch_step_ms: int = 50
     watch_debounce_ms: int = 1600
     install_signals: bool = True
+    #: a long-lived part (file watcher, health monitor) that dies is restarted after
+    #: ``restart_pause`` seconds; dying more than ``max_restarts`` times a minute stops the
+    #: daemon with exit code 1
+    max_restarts: int = 5
+    restart_pause: float = 1.0

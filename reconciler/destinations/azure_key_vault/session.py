@@ -11,6 +11,7 @@ Upstream, by contrast, GETs every enabled secret in the vault on every sync.
 from __future__ import annotations
 
 import builtins
+import contextvars
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -132,7 +133,7 @@ class AzureKeyVault:
         """GET per key, ``maxConcurrency`` at a time; disabled or vanished keys are left out."""
         wanted = list(dict.fromkeys(keys))
         with ThreadPoolExecutor(max_workers=max(1, min(self._workers, len(wanted)))) as pool:
-            replies = list(pool.map(self._get, wanted))
+            replies = list(pool.map(lambda k: contextvars.copy_context().run(self._get, k), wanted))
         out: dict[str, SecretValue] = {}
         for name, reply in zip(wanted, replies, strict=True):
             value = reply.body.get("value") if reply.status == 200 else None
