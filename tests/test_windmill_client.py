@@ -104,3 +104,26 @@ def test_tls_needs_the_ca_bundle(tmp_path: Path, windmill_sleeps: list[float]) -
             _http(wm, ca_bundle=str(tmp_path / "missing.pem"))
     finally:
         wm.stop()
+
+
+def test_a_200_that_is_not_windmill_speaking_is_an_error(windmill: WindmillEmulator,
+                                                         windmill_sleeps: list[float]) -> None:
+    http = _http(windmill)
+    windmill.inject(Fault("GET", rf"{API}/list", status=200, body=b"<html>Sign in</html>",
+                          headers={"Content-Type": "text/html"}))
+    with pytest.raises(errors.Permanent, match=r"not a Windmill answer \(text/html\).*instanceUrl"):
+        http.call("GET", "list", "list", answer=list)
+    windmill.inject(Fault("GET", rf"{API}/list", status=200, body={"not": "a list"}))
+    with pytest.raises(errors.Permanent, match="not a Windmill answer"):
+        http.call("GET", "list", "list", answer=list)
+    assert http.call("GET", "list", "list", answer=list).body == []
+
+
+def test_retries_stop_at_the_run_deadline(windmill: WindmillEmulator, windmill_sleeps: list[float]) -> None:
+    from reconciler import deadline
+    from reconciler.errors import DeadlineExceeded
+
+    windmill.inject(Fault("GET", rf"{API}/list", status=429, headers={"Retry-After": "30"}))
+    with deadline.run(5.0), pytest.raises(DeadlineExceeded, match="list"):
+        _http(windmill).call("GET", "list", "list")
+    assert windmill_sleeps == [], "a wait past the deadline is not started"

@@ -21,9 +21,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from reconciler import calls
+from reconciler import calls, deadline
 from reconciler.destinations import errors
 from reconciler.destinations.windmill.rules import DEFAULT_URL
+from reconciler.logging import get_logger
 
 KIND: Final = "windmill"
 RETRYABLE: Final = frozenset({408, 429, 500, 502, 503, 504})
@@ -149,9 +150,11 @@ class WindmillHttp:
 
     def call(self, method: str, op: str, path: str, *, key: str | None = None,
              params: Mapping[str, Any] | None = None, json: Any = None,
-             expect: tuple[int, ...] = (200,)) -> Reply:
+             expect: tuple[int, ...] = (200,), answer: type | None = None) -> Reply:
         """One request (``path`` below ``.../variables/``), retried as the class says; a reply
-        with a status in ``expect`` is returned, any other final answer raised."""
+        with a status in ``expect`` is returned, any other final answer raised. ``answer``:
+        the JSON type a success must carry (a list, a string); anything else is not Windmill
+        speaking (a proxy's page, a wrong URL) and is an error, never an empty answer."""
         url = f"{self.base}/{path}"
         for attempt in range(1, self.attempts + 1):
             try:
@@ -169,6 +172,8 @@ class WindmillHttp:
                 reply = _reply(response)
                 calls.record(KIND, op, "ok" if reply.status < 400 else str(reply.status))
                 if reply.status in expect:
+                    if 200 <= reply.status < 300:
+                        _check_answer(reply, op, key, answer)
                     return reply
                 if reply.status not in RETRYABLE or attempt == self.attempts:
                     raise from_status(reply, op, key, self.workspace)
@@ -177,11 +182,20 @@ class WindmillHttp:
                 wait = min(BACKOFF_CAP, BACKOFF * 2 ** (attempt - 1)) * random.uniform(0.8, 1.0)
             elif wait > self.max_wait:
                 raise errors.Throttled(f"{op} failed: Windmill asks to wait {wait:g}s", retry_after=wait, key=key)
+            deadline.check(f"{op} (attempt {attempt + 1})", wait)
+            get_logger(destination=KIND).warning("destination.retry", call=op, attempt=attempt + 1, wait=round(wait, 2))
             sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
         self._client.close()
+
+
+def _check_answer(reply: Reply, op: str, key: str | None, answer: type | None) -> None:
+    ctype = reply.headers.get("content-type", "no content type").split(";")[0]
+    if ctype == "text/html" or (answer is not None and not isinstance(reply.body, answer)):
+        raise errors.Permanent(f"{op} failed: the endpoint answered {reply.status} with a body that is not a "
+                               f"Windmill answer ({ctype}); is instanceUrl right, or is a proxy in the way?", key=key)
 
 
 def _reply(response: httpx.Response) -> Reply:

@@ -14,6 +14,7 @@ listing would be recorded as ours: the window is one listing long.
 from __future__ import annotations
 
 import builtins
+import contextvars
 import dataclasses
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +43,11 @@ def _int_setting(settings: Mapping[str, Any], name: str, default: int) -> int:
     return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else default
 
 
+def _seconds(settings: Mapping[str, Any], name: str, default: float) -> float:
+    v = settings.get(name)
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and v > 0 else default
+
+
 class WindmillVariables:
     """A session on one Windmill workspace for one sync."""
 
@@ -52,7 +58,8 @@ class WindmillVariables:
         self._http = WindmillHttp(
             str(settings["instanceUrl"]) if settings.get("instanceUrl") else None,
             str(cfg.get("workspace") or "").strip(), connection.secret("token"),
-            ca_bundle=str(ca) if ca else None, attempts=_int_setting(settings, "maxAttempts", 5))
+            ca_bundle=str(ca) if ca else None, attempts=_int_setting(settings, "maxAttempts", 5),
+            timeout=_seconds(settings, "readTimeout", 30.0), connect_timeout=_seconds(settings, "connectTimeout", 10.0))
         self._workers = _int_setting(settings, "maxConcurrency", 8)
         self._scope: Scope | None = None
 
@@ -66,9 +73,9 @@ class WindmillVariables:
         rows: builtins.list[Mapping[str, Any]] = []
         page, first = 1, None
         while True:
-            reply = self._http.call("GET", "list", "list",
+            reply = self._http.call("GET", "list", "list", answer=builtins.list,
                                     params={"path_start": prefix, "page": page, "per_page": PAGE_SIZE})
-            chunk = [r for r in reply.body if isinstance(r, Mapping)] if isinstance(reply.body, builtins.list) else []
+            chunk = [r for r in reply.body if isinstance(r, Mapping)]
             if chunk and page > 1 and chunk[0].get("path") == first:
                 # a server (or proxy) that ignores `page` would otherwise be listed forever
                 raise errors.Permanent("list failed: Windmill answered the same page twice (it ignores `page`)")
@@ -115,16 +122,17 @@ class WindmillVariables:
 
         def one(key: str) -> tuple[str, SecretValue | None]:
             try:
-                reply = self._http.call("GET", "get_value", f"get_value/{key}", key=key)
+                reply = self._http.call("GET", "get_value", f"get_value/{key}", key=key, answer=str)
             except errors.NotFound:
                 return key, None
-            return key, SecretValue(reply.body) if isinstance(reply.body, str) else None
+            return key, SecretValue(reply.body)
 
         if len(wanted) <= 1 or self._workers <= 1:
             pairs = [one(k) for k in wanted]
         else:
             with ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="wm-read") as pool:
-                pairs = list(pool.map(one, wanted))
+                # each read runs in a copy of this context: the run's deadline follows it
+                pairs = list(pool.map(lambda k: contextvars.copy_context().run(one, k), wanted))
         return {k: v for k, v in pairs if v is not None}
 
     # -- apply -----------------------------------------------------------------------------
