@@ -198,6 +198,23 @@ def test_description_follows_the_comment(ws: WindmillWorkspace) -> None:
     assert ws.run("plan", "--detailed-exitcode").code == 0
 
 
+def test_a_plain_variable_holding_the_value_is_made_secret(ws: WindmillWorkspace, wm_client: Any) -> None:
+    ws.write_spec("app.yaml", [ws.sync()])
+    ws.set_secrets({"A": C1})
+    assert ws.run("apply").code == 0
+    wm_client.client.delete(f"/w/{WM_WORKSPACE}/variables/delete/{FOLDER}A")
+    wm_client.set_variable(FOLDER + "A", C1, is_secret=False)  # same value, now shown in every list
+    r = ws.run("plan")
+    assert f"~ {FOLDER}A" in r.out and "secret flag" in r.out, str(r)
+    calls.reset()
+    assert ws.run("apply").code == 0
+    var = ws.var("A")
+    assert var.is_secret and var.value == C1
+    assert _calls()["update"] == 1
+    assert ws.run("plan", "--detailed-exitcode").code == 0
+    assert ws.leaks() == []
+
+
 def test_deletes_and_disable_secret_deletion(ws: WindmillWorkspace) -> None:
     _seed_outside(ws.wm)
     ws.write_spec("app.yaml", [ws.sync()])

@@ -25,7 +25,7 @@ SOURCES = st.dictionaries(KEYS, st.tuples(VALUES, COMMENTS), max_size=5)
 
 @st.composite
 def edits(draw: st.DrawFn) -> list[tuple[str, str, str]]:
-    ops = st.tuples(st.sampled_from(["set", "delete", "describe", "foreign"]), KEYS, VALUES)
+    ops = st.tuples(st.sampled_from(["set", "delete", "describe", "foreign", "plain"]), KEYS, VALUES)
     return draw(st.lists(ops, max_size=4))
 
 
@@ -35,6 +35,9 @@ def _oob(client: Any, op: str, key: str, value: str) -> None:
         client.set_variable(path, value, is_secret=True)
     elif op == "delete":
         client.client.delete(f"/w/{WM_WORKSPACE}/variables/delete/{path}")
+    elif op == "plain":  # replaced by a plain (non-secret) variable
+        client.client.delete(f"/w/{WM_WORKSPACE}/variables/delete/{path}")
+        client.set_variable(path, value, is_secret=False)
     elif op == "describe":
         client.post(f"/w/{WM_WORKSPACE}/variables/update/{path}", json={"description": "edited"},
                     raise_for_status=False)

@@ -74,8 +74,9 @@ def test_render_takes_the_comment_as_description(make: Any) -> None:
     entries, problems = d.desired([SourceSecret("A", SecretValue(C1), comment="why"),
                                    SourceSecret("B", SecretValue(C2))])
     assert problems == []
-    assert {e.key: dict(e.properties) for e in entries} == {FOLDER + "A": {"description": "why"},
-                                                            FOLDER + "B": {"description": ""}}
+    assert {e.key: dict(e.properties) for e in entries} == {
+        FOLDER + "A": {"description": "why", "is_secret": "true"},
+        FOLDER + "B": {"description": "", "is_secret": "true"}}
 
 
 def test_list_pages_filters_like_siblings_and_sub_folders(make: Any, windmill: WindmillEmulator) -> None:
@@ -87,7 +88,7 @@ def test_list_pages_filters_like_siblings_and_sub_folders(make: Any, windmill: W
     listed = d.list_entries()
     assert sorted(e.key for e in listed) == [f"{FOLDER}K{i:03d}" for i in range(230)]
     assert all(e.version and e.version.endswith("Z") and e.owner is None for e in listed)
-    assert dict(listed[0].properties) == {"description": "d0"}
+    assert dict(listed[0].properties) == {"description": "d0", "is_secret": "true"}
     assert calls.by_call(KIND) == {"list": 3}
     queries = [r.query for r in windmill.log]
     assert all("per_page=100" in q and "path_start=f%2Fteam%2Fapp%2F" in q for q in queries)
@@ -220,3 +221,17 @@ def test_a_server_that_ignores_page_is_not_listed_forever(make: Any, windmill: W
     with pytest.raises(errors.Permanent, match="same page twice"):
         make().list_entries()
     assert windmill.count("GET", f"{API}/list") == 2
+
+
+def test_the_secret_flag_is_set_with_the_value_riding_along(make: Any, windmill: WindmillEmulator) -> None:
+    windmill.store.put(WM_WORKSPACE, FOLDER + "A", C1, is_secret=False)
+    d = make()
+    assert dict(d.list_entries()[0].properties)["is_secret"] == "false"
+    flag_only = Change(Action.UPDATE, FOLDER + "A", value=SecretValue(C1), fingerprint="fp", value_changed=False,
+                       set_properties=frozen_map({"is_secret": "true"}))
+    assert all(r.ok for r in _results(d, [flag_only]))
+    var = windmill.store.variable(WM_WORKSPACE, FOLDER + "A")
+    assert var is not None and var.is_secret and var.value == C1
+    no_value = Change(Action.UPDATE, FOLDER + "A", value_changed=False,
+                      set_properties=frozen_map({"is_secret": "true"}))
+    assert [r.ok for r in _results(d, [no_value])] == [False]

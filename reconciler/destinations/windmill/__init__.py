@@ -19,6 +19,7 @@ DESCRIPTOR = Descriptor(
     describe=rules.describe,
     session="reconciler.destinations.windmill.session:WindmillVariables",
     base=rules.base,
+    properties=rules.properties,
     property_problems=rules.property_problems,
     property_names=MappingProxyType(rules.PROPERTY_NAMES),
     comment_property=rules.DESCRIPTION,

@@ -18,11 +18,14 @@ DEFAULT_URL: Final = "https://app.windmill.dev"
 MAX_VALUE_BYTES: Final = 11_000
 MAX_DESCRIPTION: Final = 10_000
 DESCRIPTION: Final = "description"
+#: a property, so a variable someone made plain (its value shown in every list) is planned
+#: back to secret, and the plan says so
+SECRET: Final = "is_secret"  # noqa: S105 - a property name, not a credential
 
 NAMES: Final = NameRule(
     pattern=re.compile(r"[A-Za-z0-9_/-]"), max_length=255, charset="letters, digits, '_', '-' and '/'",
     folders=True, noun="Windmill variable path")
-PROPERTY_NAMES: Final = {DESCRIPTION: "description"}
+PROPERTY_NAMES: Final = {DESCRIPTION: "description", SECRET: "secret flag"}
 
 
 def instance_url(view: SyncView) -> str:
@@ -41,6 +44,12 @@ def describe(view: SyncView) -> str:
 
 def base(view: SyncView) -> str:
     return str(view.destination_config.get("path", ""))
+
+
+def properties(_view: SyncView, _metadata: Mapping[str, str]) -> dict[str, str]:
+    """Every variable we hold is secret; the description comes from the comment
+    (``Descriptor.comment_property``)."""
+    return {SECRET: "true"}
 
 
 def property_problems(props: Mapping[str, str]) -> list[str]:

@@ -26,7 +26,7 @@ from reconciler.destinations.catalog import SyncView
 from reconciler.destinations.contract import ConnectionInfo, Scope, apply_by_key
 from reconciler.destinations.windmill import client as wm_client
 from reconciler.destinations.windmill.client import WindmillHttp
-from reconciler.destinations.windmill.rules import DESCRIPTION
+from reconciler.destinations.windmill.rules import DESCRIPTION, SECRET
 from reconciler.logging import get_logger
 from reconciler.model import Action, Change, ChangeResult, ObservedEntry, SecretValue, frozen_map
 
@@ -98,7 +98,8 @@ class WindmillVariables:
                 continue
             edited = row.get("edited_at")
             missing_marker |= edited is None
-            props = {DESCRIPTION: str(row.get("description") or "")}
+            props = {DESCRIPTION: str(row.get("description") or ""),
+                     SECRET: "true" if row.get("is_secret") is True else "false"}
             out.append(ObservedEntry(key=path, version=str(edited) if edited is not None else None,
                                      properties=frozen_map(props)))
         if missing_marker:
@@ -172,21 +173,24 @@ class WindmillVariables:
 
     def _write(self, change: Change) -> ChangeResult:
         key, props = change.key, change.set_properties
-        if change.value_changed and change.value is None:
-            raise errors.Permanent(f"{change.action.value} without a value", key=key)
         if change.compare_first and change.value is not None:
             current = self.read([key]).get(key)
             if current == change.value:
                 change = dataclasses.replace(change, value_changed=False)
         body: dict[str, Any] = {}
-        if change.value_changed and change.value is not None:
+        if change.value_changed or SECRET in props:
+            # Windmill changes is_secret only together with the value (the value rides along
+            # on a properties-only change)
+            if change.value is None:
+                raise errors.Permanent("the secret flag cannot change without the value", key=key)
             body = {"value": change.value.reveal(), "is_secret": True}
         if DESCRIPTION in props:
             body[DESCRIPTION] = props[DESCRIPTION]
         elif DESCRIPTION in change.unset_properties:
             body[DESCRIPTION] = ""
         if change.action is Action.CREATE:
-            assert change.value is not None
+            if change.value is None:
+                raise errors.Permanent("create without a value", key=key)
             create = {"path": key, "value": change.value.reveal(), "is_secret": True,
                       DESCRIPTION: props.get(DESCRIPTION, "")}
             reply = self._http.call("POST", "create", "create", key=key, json=create, expect=(201, 400))
