@@ -19,8 +19,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from reconciler import __version__
-from reconciler.logging import configure as configure_logging
-from reconciler.logging import get_logger
+
+
+def get_logger(**bound: Any) -> Any:
+    """structlog, imported only once a command runs: ``--help`` and argument errors need none."""
+    from reconciler.logging import get_logger as _get
+
+    return _get(**bound)
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXIT_INTERRUPTED = 130
@@ -174,8 +179,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for sync in syncs:
         if not sync.is_enabled:
             print(f"note: sync {sync.name} is disabled (isEnabled: false); not planned", file=sys.stderr)
-            continue
-        out = rec.plan_sync(sync)
+    with rec.sharing(s for s in syncs if s.is_enabled):
+        planned = [(s, rec.plan_sync(s)) for s in syncs if s.is_enabled]
+    for sync, out in planned:
         if out.error is not None or out.plan is None:
             rendered.append(PlanError(sync.name, sync.destination, out.error or "no plan"))
             failed = True
@@ -260,7 +266,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if runnable:
         state = _state(args, readonly=False)
         rec = Reconciler(specs, state, stop=stop)
-        with _interruptible(stop):
+        with _interruptible(stop), rec.sharing(runnable):
             for s in runnable:
                 if stop.is_set():
                     print(f"{s.name}: not started (interrupted)")
@@ -398,6 +404,8 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quiet_default = "warning" if args.command in ("validate", "plan", "status") else "info"
+    from reconciler.logging import configure as configure_logging
+
     configure_logging(args.log_format or ("json" if args.command == "run" else "console"),
                       args.log_level or quiet_default)
     try:

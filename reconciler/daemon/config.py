@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.errors import ConfigError
+
 DEFAULT_LISTEN = "127.0.0.1:9464"
 
 
-class ConfigError(ValueError):
-    pass
+__all__ = ["DEFAULT_LISTEN", "ConfigError", "DaemonConfig", "parse_listen"]
 
 
 def parse_listen(text: str) -> tuple[str, int] | None:

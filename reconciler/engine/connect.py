@@ -13,9 +13,6 @@ from reconciler.sources.errors import SourceError
 from reconciler.specs.credentials import resolve
 from reconciler.specs.model import Connection, CredentialRef
 
-#: a connection cannot be used (missing credential, unknown app, bad settings)
-ConnectError = ConfigError
-
 
 def connection_info(conn: Connection) -> ConnectionInfo:
     creds: dict[str, str | SecretValue] = {}
@@ -56,8 +53,8 @@ def webhook_secret(conn: Connection, sources: SourceCatalog | None = None) -> Se
     if ref is None:
         return None
     if not isinstance(ref, CredentialRef):
-        raise ConnectError(f"connection {conn.name}: {setting} must be a reference")
+        raise ConfigError(f"connection {conn.name}: {setting} must be a reference")
     try:
         return resolve(ref)
     except CredentialError as e:
-        raise ConnectError(f"connection {conn.name}: {setting}: {e}") from None
+        raise ConfigError(f"connection {conn.name}: {setting}: {e}") from None

@@ -80,6 +80,9 @@ class AzureKeyVault:
         """GetSecrets pages (tags and ``updated`` included), plus soft-deleted wanted names
         (Key Vault lists deleted secrets apart, so only those we want are looked up)."""
         out: dict[str, ObservedEntry] = {}
+        if scope.pending_only:  # a shared listing of the vault is held: only deleted names
+            found = (self._observed(item, deleted=True) for item in self._deleted(sorted(scope.wanted)))
+            return [e for e in found if e is not None]
         for item in self._pages(f"/secrets?maxresults={azure_rules.PAGE_SIZE}"):
             entry = self._observed(item, deleted=False)
             if entry is not None:

@@ -1,0 +1,90 @@
+"""One listing per destination target for syncs that run together.
+
+When several syncs run together against one target (one AWS account and region, one vault,
+one workspace) — the syncs of one ``apply``, or a daemon's periodic checks and a ``git pull``
+that changed many specs — the first of them lists the target once, wide enough for all of
+them (the longest literal prefix they share), and each of the others uses that listing once:
+each still plans and applies only its own scope, and scopes on one target never overlap
+(validation refuses it), so one sync's writes never make the listing stale for another. A
+destination whose listing does not include soft-deleted entries (Key Vault finds those only
+by name) is asked, per sync, for just the pending-deletion entries of that sync's names. A
+shared listing is served to each member once, and only for ``ttl`` seconds; anything else
+lists for itself.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from reconciler.destinations.contract import Scope, Session
+from reconciler.model import ObservedEntry
+
+Member = tuple[str, str, Scope]  # (sync, target id, scope)
+
+
+@dataclass
+class _Shared:
+    prefix: str
+    pending: set[str]
+    expires: float
+    entries: list[ObservedEntry] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Listings:
+    """Shared listings by target id; thread-safe (the daemon's runs share one)."""
+
+    def __init__(self, ttl: float = 60.0) -> None:
+        self.ttl = ttl
+        self._by_target: dict[str, _Shared] = {}
+        self._lock = threading.Lock()
+
+    def share(self, members: Iterable[Member]) -> list[str]:
+        """Announce syncs about to run together; targets of two or more of them get a shared
+        listing. Returns those targets."""
+        groups: dict[str, list[tuple[str, Scope]]] = {}
+        for sync, target, scope in members:
+            groups.setdefault(target, []).append((sync, scope))
+        now = time.monotonic()
+        shared = [t for t, m in groups.items() if len(m) > 1]
+        with self._lock:
+            for t in shared:
+                # character by character on purpose: a listing prefix, not a path
+                prefix = os.path.commonprefix([s.list_prefix for _, s in groups[t]])  # noqa: RUF071
+                self._by_target[t] = _Shared(prefix, {name for name, _ in groups[t]}, now + self.ttl)
+        return shared
+
+    def forget(self, targets: Iterable[str]) -> None:
+        with self._lock:
+            for t in targets:
+                self._by_target.pop(t, None)
+
+    def list(self, sync: str, target: str, session: Session, scope: Scope,
+             fold: Callable[[str], str]) -> list[ObservedEntry]:
+        with self._lock:
+            shared = self._by_target.get(target)
+            if shared is not None and (sync not in shared.pending or time.monotonic() > shared.expires):
+                if time.monotonic() > shared.expires:
+                    del self._by_target[target]
+                shared = None
+        if shared is None:
+            return session.list(scope)
+        with shared.lock:
+            first = shared.entries is None
+            if shared.entries is None:
+                shared.entries = session.list(Scope(base=shared.prefix, wanted=scope.wanted))
+            entries = shared.entries
+        with self._lock:
+            shared.pending.discard(sync)
+            if not shared.pending and self._by_target.get(target) is shared:
+                del self._by_target[target]
+        if first:
+            return list(entries)
+        listed = {fold(e.key) for e in entries}
+        missing = frozenset(n for n in scope.wanted if fold(n) not in listed)
+        extra = session.list(Scope(exact=missing, wanted=missing, pending_only=True)) if missing else []
+        return [*entries, *extra]
