@@ -407,3 +407,28 @@ def test_https_instance_with_a_ca_bundle(tmp_path: Path, windmill_sleeps: list[f
         assert ws.leaks() == []
     finally:
         wm.stop()
+
+
+def test_syncs_on_one_workspace_share_one_listing(ws: WindmillWorkspace, wm_client: Any) -> None:
+    import yaml
+
+    folders = ["f/team/a/", "f/team/b/", "u/admin/c/"]  # no common prefix: one listing of the workspace
+    docs = [ws.sync(f"s{i}", secretPath=f"/s{i}", destinationConfig={"path": f}) for i, f in enumerate(folders)]
+    ws.write_spec("app.yaml", docs)
+    ws.secrets_file.write_text(yaml.safe_dump({"dev": {f"/s{i}": {"A": f"a{i}", "B": f"b{i}"} for i in range(3)}}))
+    ws.wm.store.put(WM_WORKSPACE, "f/team/a/sub/NESTED", "nested")
+    assert ws.run("apply").code == 0
+    assert ws.paths() == {f + k for f in folders for k in "AB"} | {"f/team/a/sub/NESTED"}
+    calls.reset()
+    r = ws.run("apply")
+    assert r.code == 0 and "3 succeeded" in r.out, str(r)
+    assert _calls() == {"list": 1}, "one listing for the three syncs"
+    wm_client.set_variable("f/team/b/A", "edited", is_secret=True)
+    ws.wm.store.workspaces[WM_WORKSPACE].pop("u/admin/c/B")
+    r = ws.run("plan")
+    assert "f/team/b/A" in r.out and "+ u/admin/c/B" in r.out and "NESTED" not in r.out, r.out
+    assert ws.run("apply").code == 0
+    assert ws.wm.store.value(WM_WORKSPACE, "f/team/b/A") == "a1" and ws.var("A") is None
+    assert ws.wm.store.value(WM_WORKSPACE, "u/admin/c/B") == "b2"
+    assert ws.wm.store.value(WM_WORKSPACE, "f/team/a/sub/NESTED") == "nested"
+    assert ws.run("plan", "--detailed-exitcode").code == 0

@@ -235,3 +235,13 @@ def test_the_secret_flag_is_set_with_the_value_riding_along(make: Any, windmill:
     no_value = Change(Action.UPDATE, FOLDER + "A", value_changed=False,
                       set_properties=frozen_map({"is_secret": "true"}))
     assert [r.ok for r in _results(d, [no_value])] == [False]
+
+
+def test_pending_only_has_nothing_to_find(make: Any, windmill: WindmillEmulator) -> None:
+    from reconciler.destinations.naming import Scope
+
+    windmill.store.put(WM_WORKSPACE, FOLDER + "A", "v")
+    d = make()
+    assert d.session.list(Scope(exact=frozenset({FOLDER + "A"}), wanted=frozenset({FOLDER + "A"}),
+                                pending_only=True)) == []
+    assert windmill.count() == 0, "Windmill has no soft delete: no call"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import builtins
 import contextvars
 import dataclasses
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -53,7 +54,6 @@ class WindmillVariables:
 
     def __init__(self, view: SyncView, connection: ConnectionInfo) -> None:
         cfg, settings = view.destination_config, connection.settings
-        self._folder = str(cfg.get("path") or "")
         ca = settings.get("caBundle")
         self._http = WindmillHttp(
             str(settings["instanceUrl"]) if settings.get("instanceUrl") else None,
@@ -61,7 +61,6 @@ class WindmillVariables:
             ca_bundle=str(ca) if ca else None, attempts=_int_setting(settings, "maxAttempts", 5),
             timeout=_seconds(settings, "readTimeout", 30.0), connect_timeout=_seconds(settings, "connectTimeout", 10.0))
         self._workers = _int_setting(settings, "maxConcurrency", 8)
-        self._scope: Scope | None = None
 
     @property
     def http(self) -> WindmillHttp:
@@ -73,8 +72,10 @@ class WindmillVariables:
         rows: builtins.list[Mapping[str, Any]] = []
         page, first = 1, None
         while True:
-            reply = self._http.call("GET", "list", "list", answer=builtins.list,
-                                    params={"path_start": prefix, "page": page, "per_page": PAGE_SIZE})
+            params: dict[str, Any] = {"page": page, "per_page": PAGE_SIZE}
+            if prefix:
+                params["path_start"] = prefix
+            reply = self._http.call("GET", "list", "list", answer=builtins.list, params=params)
             chunk = [r for r in reply.body if isinstance(r, Mapping)]
             if chunk and page > 1 and chunk[0].get("path") == first:
                 # a server (or proxy) that ignores `page` would otherwise be listed forever
@@ -87,9 +88,11 @@ class WindmillVariables:
 
     def list(self, scope: Scope) -> builtins.list[ObservedEntry]:
         """The variables in scope. ``path_start`` is a SQL LIKE pattern on the server ('_'
-        matches any character), and reaches into sub-folders: both are filtered out here."""
-        self._scope = scope
-        prefix = scope.list_prefix or self._folder
+        matches any character), and reaches into sub-folders: both are filtered out here.
+        Windmill has no soft delete, so a ``pending_only`` request has nothing to find."""
+        if scope.pending_only:
+            return []
+        prefix = scope.list_prefix
         out: builtins.list[ObservedEntry] = []
         missing_marker = False
         for row in self._rows(prefix):
@@ -155,7 +158,8 @@ class WindmillVariables:
         if not keys:
             return {}
         wanted = set(keys)
-        prefix = (self._scope.list_prefix if self._scope is not None else "") or self._folder
+        # character by character on purpose: the longest literal all written paths start with
+        prefix = os.path.commonprefix(sorted(wanted))  # noqa: RUF071
         try:
             return {str(r["path"]): str(r["edited_at"]) for r in self._rows(prefix)
                     if r.get("path") in wanted and r.get("edited_at") is not None}
