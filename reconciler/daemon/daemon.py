@@ -24,6 +24,7 @@ from reconciler import calls
 from reconciler.daemon import changes, records, statusfile
 from reconciler.daemon.api import Api
 from reconciler.daemon.backoff import retry_delay
+from reconciler.daemon.batches import Batches
 from reconciler.daemon.config import DaemonConfig
 from reconciler.daemon.execute import RunResult, execute, init_state, record_removed
 from reconciler.daemon.logs import bridge_stdlib
@@ -36,6 +37,7 @@ from reconciler.daemon.supervisor import Supervisor
 from reconciler.daemon.systemd import Notifier, watchdog_interval
 from reconciler.daemon.watcher import Watcher
 from reconciler.destinations.catalog import Catalog
+from reconciler.engine.sharing import Listings
 from reconciler.logging import get_logger
 from reconciler.sources import catalog
 from reconciler.sources.catalog import SourceCatalog
@@ -68,6 +70,8 @@ class Daemon:
         self.exit_code = 0
         self._initial: set[str] | None = None
         self.schedule = Schedule(self._due)
+        self.listings = Listings()
+        self.batches = Batches(self.listings, destinations, lambda: self.specs)
         self.polls = changes.Polls(self.sources, self.schedule, self.trigger, self._spawn)
         self.runner = Runner(self._work, self._connection_of, workers=config.workers,
                              per_connection=config.per_connection)
@@ -242,7 +246,7 @@ class Daemon:
             rec.invalid = len(r.kept.get(name) or r.rejected.get(name) or ())
         for sync in r.specs.syncs.values():
             if records.why_not(sync) is None:
-                self.schedule.every(sync.name, sync.reconcile.interval_seconds)
+                self.schedule.every(sync.name, sync.reconcile.interval_seconds, self.batches.phase(sync.name))
             else:
                 self.schedule.cancel(sync.name)
                 self.syncs[sync.name].next_attempt = None
@@ -256,6 +260,7 @@ class Daemon:
         if self._initial is None:
             self._initial = set(runnable)
             self._check_ready()
+        self.batches.together(runnable)
         for name in runnable:
             self.runner.trigger(name, "startup" if reason == "startup" else "spec-changed")
         self._write_status()
@@ -301,6 +306,9 @@ class Daemon:
         """An APScheduler job fired."""
         if reason == "retry" and name in self.syncs:
             self.syncs[name].next_attempt = None
+        if reason == "interval":
+            self.batches.collect(name, reason, self.trigger)
+            return
         self.trigger(name, reason)
 
     async def _on_files(self, paths: set[str]) -> None:
@@ -308,7 +316,9 @@ class Daemon:
         if any(p not in sources for p in paths):
             await self.reload("spec-changed")
         if sources and self.specs is not None:
-            for name in changes.file_readers(self.specs, self.sources, sources):
+            readers = list(changes.file_readers(self.specs, self.sources, sources))
+            self.batches.together(readers)
+            for name in readers:
                 self.trigger(name, "source-changed")
 
     def webhook(self, route: str, connection: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, list[str]]:
@@ -329,7 +339,8 @@ class Daemon:
             return
         run_id = uuid.uuid4().hex[:12]
         result = await in_thread(lambda: execute(specs, sync, self.config.state_dir, run_id, reason,
-                                                 destinations=self.destinations, sources=self.sources),
+                                                 destinations=self.destinations, sources=self.sources,
+                                                 listings=self.listings),
                                  f"sync-{name}")
         self._after(sync, result)
 

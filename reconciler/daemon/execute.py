@@ -16,6 +16,7 @@ from reconciler.destinations.catalog import Catalog
 from reconciler.engine.connect import open_source
 from reconciler.engine.outcome import Outcome
 from reconciler.engine.reconcile import Reconciler
+from reconciler.engine.sharing import Listings
 from reconciler.logging import get_logger
 from reconciler.sources.catalog import SourceCatalog
 from reconciler.specs.model import SecretSync, SpecSet
@@ -31,7 +32,7 @@ class RunResult:
 
 
 def execute(specs: SpecSet, sync: SecretSync, state_dir: Path, run_id: str, reason: str, *,
-            destinations: Catalog | None, sources: SourceCatalog) -> RunResult:
+            destinations: Catalog | None, sources: SourceCatalog, listings: Listings | None = None) -> RunResult:
     """Blocking. Never raises: a bug or a broken state store is a failed run, retried like any."""
     with structlog.contextvars.bound_contextvars(sync=sync.name, destination=sync.destination, run_id=run_id):
         log = get_logger()
@@ -41,7 +42,7 @@ def execute(specs: SpecSet, sync: SecretSync, state_dir: Path, run_id: str, reas
         state = None
         try:
             state = StateStore(state_dir)
-            out = Reconciler(specs, state, destinations=destinations,
+            out = Reconciler(specs, state, destinations=destinations, listings=listings,
                              sources=functools.partial(open_source, sources=sources)).apply_sync(sync)
             managed = len(state.inventory(sync.name))
         except Exception as e:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -48,13 +49,23 @@ class Schedule:
         return bool(self._scheduler.running)
 
     # -- per sync -----------------------------------------------------------------------------
-    def every(self, sync: str, seconds: float) -> None:
-        """(Re)arm the periodic reconcile; unchanged intervals keep their next run."""
+    def every(self, sync: str, seconds: float, phase: float | None = None) -> None:
+        """(Re)arm the periodic reconcile; unchanged intervals keep their next run.
+
+        ``phase`` (0..1) places the runs within the jitter window: syncs given the same phase
+        and interval come due together (the daemon gives the syncs of one destination target
+        one phase, so they share a listing, and different targets spread out); None draws
+        the offset at random on every run."""
         if self._intervals.get(sync) == seconds and self._scheduler.get_job(f"interval:{sync}"):
             return
         self._intervals[sync] = seconds
+        spread = max(1, int(seconds * INTERVAL_JITTER))
         start = datetime.now(UTC) + timedelta(seconds=seconds)
-        trigger = IntervalTrigger(seconds=seconds, start_date=start, jitter=max(1, int(seconds * INTERVAL_JITTER)),
+        if phase is not None:  # on a grid from the epoch: armed at any moment, one phase lands together
+            offset = phase * spread
+            grid = math.ceil((start.timestamp() - offset) / seconds) * seconds + offset
+            start = datetime.fromtimestamp(grid, UTC)
+        trigger = IntervalTrigger(seconds=seconds, start_date=start, jitter=spread if phase is None else None,
                                   timezone=UTC)
         self._scheduler.add_job(self._fire, trigger, args=(sync, "interval"), id=f"interval:{sync}",
                                 replace_existing=True)

@@ -165,6 +165,9 @@ class Descriptor:
     defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     #: credentials.method when a Connection of one of ``apps`` has none
     default_method: str | None = None
+    #: the property that carries the source secret's comment (Windmill: ``description``);
+    #: None: comments are not synced
+    comment_property: str | None = None
 
     def identity(self, view: SyncView) -> tuple[str, ...]:
         return (self.id, *self.target(view))

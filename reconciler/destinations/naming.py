@@ -135,6 +135,8 @@ def render(desc: Descriptor, view: SyncView, secrets: Sequence[SourceSecret],
             continue
         problem = rule.problem(name)
         props = desc.properties(view, s.metadata)
+        if desc.comment_property:
+            props = {**props, desc.comment_property: s.comment}
         prop_problems = desc.property_problems(props)
         if problem or prop_problems:
             problems += [(name, f"{s.key}: {p}") for p in ([problem] if problem else []) + prop_problems]

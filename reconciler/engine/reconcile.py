@@ -26,7 +26,7 @@ from reconciler.destinations.catalog import Catalog, Descriptor, SyncView
 from reconciler.destinations.contract import Session, stopping
 from reconciler.engine.connect import connection_info, open_source
 from reconciler.engine.outcome import Outcome, record_status
-from reconciler.engine.sharing import Listings
+from reconciler.engine.sharing import Listings, Member
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.logging import current_run_id, get_logger
 from reconciler.model import Action, ChangeResult, InventoryEntry
@@ -54,12 +54,31 @@ class _Context:
     first_sync: bool
 
 
+def target_id(specs: SpecSet, destinations: Catalog, sync: SecretSync) -> str:
+    """A short digest of the catalog's target identity: what the inventory belongs to, and
+    what syncs share a listing on."""
+    view = sync.view(specs.connections.get(sync.connection))
+    ident = destinations[sync.destination].identity(view)
+    return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
+
+
+def members(specs: SpecSet, destinations: Catalog, syncs: Iterable[SecretSync]) -> list[Member]:
+    """(sync, target id, scope) of each sync, for :meth:`Listings.share`."""
+    out: list[Member] = []
+    for s in syncs:
+        desc = destinations.get(s.destination)
+        if desc is not None:
+            view = s.view(specs.connections.get(s.connection))
+            out.append((s.name, target_id(specs, destinations, s), naming.scope(desc, view)))
+    return out
+
+
 class Reconciler:
     """Runs plan/apply/import/remove for syncs of one SpecSet against one state store."""
 
     def __init__(self, specs: SpecSet, state: StateStore, *, destinations: Catalog | None = None,
                  sources: SourceFactory = open_source, stop: threading.Event | None = None,
-                 lock_wait: float = 10.0) -> None:
+                 lock_wait: float = 10.0, listings: Listings | None = None) -> None:
         self.specs = specs
         self.state = state
         self.fp = state.fingerprinter
@@ -68,22 +87,16 @@ class Reconciler:
         #: once set, no new write starts (in-flight ones finish and are recorded)
         self.stop = stop or threading.Event()
         self._lock_wait = lock_wait
-        self._listings = Listings()
+        self.listings = listings or Listings()
 
     @contextlib.contextmanager
     def sharing(self, syncs: Iterable[SecretSync]) -> Iterator[None]:
         """Syncs run inside share one listing per destination target (see engine/sharing.py)."""
-        members = []
-        for s in syncs:
-            desc = self.destinations.get(s.destination)
-            if desc is not None:
-                view = s.view(self.specs.connections.get(s.connection))
-                members.append((self.target_id(s), naming.scope(desc, view)))
-        self._listings.share(members)
+        shared = self.listings.share(members(self.specs, self.destinations, syncs))
         try:
             yield
         finally:
-            self._listings.clear()
+            self.listings.forget(shared)
 
     # -- shared preparation ------------------------------------------------------------------
     def _connection(self, name: str) -> Connection:
@@ -93,10 +106,7 @@ class Reconciler:
         return conn
 
     def target_id(self, sync: SecretSync) -> str:
-        """A short digest of the catalog's target identity: what the inventory belongs to."""
-        view = sync.view(self.specs.connections.get(sync.connection))
-        ident = self.destinations[sync.destination].identity(view)
-        return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
+        return target_id(self.specs, self.destinations, sync)
 
     def _context(self, sync: SecretSync) -> _Context:
         desc = self.destinations[sync.destination]
@@ -128,7 +138,7 @@ class Reconciler:
             import_priority = sync.initial_sync_behavior.removeprefix("import-prioritize-")
         importing = import_priority is not None
         scope = naming.scope(desc, ctx.view, wanted=rendered.entries)
-        listed = self._listings.list(ctx.target_id, ctx.session, scope, desc.names.fold)
+        listed = self.listings.list(sync.name, ctx.target_id, ctx.session, scope, desc.names.fold)
         observed = planning.observe(desc, ctx.view, listed, rendered, ctx.inventory)
         wanted = planning.reads_needed(observed, options, lambda k: importing or k in rendered.entries,
                                        force=importing)

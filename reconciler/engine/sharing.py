@@ -1,62 +1,110 @@
-"""One listing per destination target per run of many syncs.
+"""One listing per destination target for syncs that run together.
 
-When several syncs of one run write to one target (one AWS account and region, one vault,
-one workspace), the first of them lists the target once, wide enough for all of them (the
-longest literal prefix they share), and the others reuse that listing: each still plans and
-applies only its own scope, and scopes on one target never overlap (validation refuses it),
-so one sync's writes never make the listing stale for another. A destination whose listing
-does not include soft-deleted entries (Key Vault finds those only by name) is asked, per
-sync, for just the pending-deletion entries of that sync's names.
+When several syncs run together against one target (one AWS account and region, one vault,
+one workspace) — the syncs of one ``apply``, or a daemon's periodic checks and a ``git pull``
+that changed many specs — the first of them lists the target once, wide enough for all of
+them (the longest literal prefix they share), and each of the others uses that listing once:
+each still plans and applies only its own scope, and scopes on one target never overlap
+(validation refuses it), so one sync's writes never make the listing stale for another. A
+destination whose listing does not include soft-deleted entries (Key Vault finds those only
+by name) is asked, per sync, for just the pending-deletion entries of that sync's names. A
+shared listing is served to each member once, and only for ``ttl`` seconds; anything else
+lists for itself.
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from reconciler.destinations.contract import Scope, Session
 from reconciler.model import ObservedEntry
 
+Member = tuple[str, str, Scope]  # (sync, target id, scope)
+
 
 @dataclass
 class _Shared:
     prefix: str
+    pending: set[str]
+    expires: float
+    #: the listing, sorted by folded key, and those keys: each member takes its own slice
     entries: list[ObservedEntry] | None = None
+    keys: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fill(self, listed: list[ObservedEntry], fold: Callable[[str], str]) -> None:
+        pairs = sorted(((fold(e.key), e) for e in listed), key=lambda p: p[0])
+        self.keys = [k for k, _ in pairs]
+        self.entries = [e for _, e in pairs]
+
+    def under(self, prefix: str) -> list[ObservedEntry]:
+        """The entries whose folded key starts with ``prefix`` (a binary search, not a scan:
+        with a thousand syncs on one target, each would otherwise walk every entry)."""
+        assert self.entries is not None
+        lo = hi = bisect.bisect_left(self.keys, prefix)
+        while hi < len(self.keys) and self.keys[hi].startswith(prefix):
+            hi += 1
+        return self.entries[lo:hi]
+
+    def has(self, key: str) -> bool:
+        i = bisect.bisect_left(self.keys, key)
+        return i < len(self.keys) and self.keys[i] == key
 
 
 class Listings:
-    """Shared listings by target id, for the syncs of one run."""
+    """Shared listings by target id; thread-safe (the daemon's runs share one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ttl: float = 60.0) -> None:
+        self.ttl = ttl
         self._by_target: dict[str, _Shared] = {}
+        self._lock = threading.Lock()
 
-    def share(self, members: Iterable[tuple[str, Scope]]) -> None:
-        """Register (target id, scope) of every sync of the run; targets of two or more
-        syncs get a shared listing."""
-        groups: dict[str, list[Scope]] = {}
-        for target, scope in members:
-            groups.setdefault(target, []).append(scope)
-        # character by character on purpose: a listing prefix, not a path
-        self._by_target = {t: _Shared(os.path.commonprefix([s.list_prefix for s in scopes]))  # noqa: RUF071
-                           for t, scopes in groups.items() if len(scopes) > 1}
+    def share(self, members: Iterable[Member]) -> list[str]:
+        """Announce syncs about to run together; targets of two or more of them get a shared
+        listing. Returns those targets."""
+        groups: dict[str, list[tuple[str, Scope]]] = {}
+        for sync, target, scope in members:
+            groups.setdefault(target, []).append((sync, scope))
+        now = time.monotonic()
+        shared = [t for t, m in groups.items() if len(m) > 1]
+        with self._lock:
+            for t in shared:
+                # character by character on purpose: a listing prefix, not a path
+                prefix = os.path.commonprefix([s.list_prefix for _, s in groups[t]])  # noqa: RUF071
+                self._by_target[t] = _Shared(prefix, {name for name, _ in groups[t]}, now + self.ttl)
+        return shared
 
-    def clear(self) -> None:
-        self._by_target = {}
+    def forget(self, targets: Iterable[str]) -> None:
+        with self._lock:
+            for t in targets:
+                self._by_target.pop(t, None)
 
-    def list(self, target: str, session: Session, scope: Scope,
+    def list(self, sync: str, target: str, session: Session, scope: Scope,
              fold: Callable[[str], str]) -> list[ObservedEntry]:
-        shared = self._by_target.get(target)
+        with self._lock:
+            shared = self._by_target.get(target)
+            if shared is not None and (sync not in shared.pending or time.monotonic() > shared.expires):
+                if time.monotonic() > shared.expires:
+                    del self._by_target[target]
+                shared = None
         if shared is None:
             return session.list(scope)
         with shared.lock:
-            if shared.entries is None:
-                wide = Scope(base=shared.prefix, wanted=scope.wanted)
-                shared.entries = session.list(wide)
-                return list(shared.entries)
-        listed = {fold(e.key) for e in shared.entries}
-        missing = frozenset(n for n in scope.wanted if fold(n) not in listed)
+            first = shared.entries is None
+            if first:
+                shared.fill(session.list(Scope(base=shared.prefix, wanted=scope.wanted)), fold)
+        with self._lock:
+            shared.pending.discard(sync)
+            if not shared.pending and self._by_target.get(target) is shared:
+                del self._by_target[target]
+        mine = shared.under(fold(scope.list_prefix))
+        if first:
+            return mine
+        missing = frozenset(n for n in scope.wanted if not shared.has(fold(n)))
         extra = session.list(Scope(exact=missing, wanted=missing, pending_only=True)) if missing else []
-        return [*shared.entries, *extra]
+        return [*mine, *extra]

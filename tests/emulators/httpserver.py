@@ -167,6 +167,10 @@ class HttpsEmulator:
         """The body an injected status carries: the service's own error shape."""
         return {"error": {"code": "Injected", "message": f"injected status {status}"}}
 
+    def fault_headers(self, status: int) -> dict[str, str]:
+        """Headers an injected status carries (its Content-Type); a Fault's own headers win."""
+        return {}
+
     def response_headers(self) -> dict[str, str]:
         """Headers every answer carries (a service version, a request id)."""
         return {}
@@ -248,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault is not None and fault.status is not None:
             reply = Reply(fault.status, fault.body if fault.body is not None else owner.fault_body(fault.status),
-                          dict(fault.headers))
+                          {**owner.fault_headers(fault.status), **fault.headers})
         elif fault is not None and fault.headers:
             reply.headers.update(fault.headers)
         owner.record(Record(method, path, parts.query, reply.status, True))

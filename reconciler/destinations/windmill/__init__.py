@@ -1,34 +1,27 @@
-"""Windmill variables: the descriptor (SDK-free). The session is not built yet."""
+"""Windmill variables: the descriptor (SDK-free). The session is ``windmill.session``, on httpx."""
 
 from __future__ import annotations
 
-from reconciler.destinations.catalog import Capabilities, Descriptor, NameRule, SyncView
+from types import MappingProxyType
 
-DEFAULT_URL = "https://app.windmill.dev"
-
-
-def _target(view: SyncView) -> tuple[str, ...]:
-    """The folder path is part of the key, not the target: a sync on f/a/ lists f/a/b/ too."""
-    url = str(view.connection_settings.get("instanceUrl") or DEFAULT_URL).strip().rstrip("/").lower()
-    return (url, str(view.destination_config.get("workspace", "")).strip().lower())
-
-
-def _describe(view: SyncView) -> str:
-    return f"Windmill workspace {view.destination_config.get('workspace')}"
-
-
-def _base(view: SyncView) -> str:
-    return str(view.destination_config.get("path", ""))
-
+from reconciler.destinations.catalog import Capabilities, Descriptor
+from reconciler.destinations.windmill import rules
 
 DESCRIPTOR = Descriptor(
     id="windmill",
     label="Windmill",
     apps=("windmill",),
     schema="destination-windmill.json",
-    names=NameRule(folders=True, noun="Windmill variable path"),
-    capabilities=Capabilities(tags=False),
-    target=_target,
-    describe=_describe,
-    base=_base,
+    names=rules.NAMES,
+    capabilities=Capabilities(can_import=True, values_readable=True, tags=False, allows_empty=True,
+                              max_value_bytes=rules.MAX_VALUE_BYTES),
+    target=rules.target,
+    describe=rules.describe,
+    session="reconciler.destinations.windmill.session:WindmillVariables",
+    base=rules.base,
+    properties=rules.properties,
+    property_problems=rules.property_problems,
+    property_names=MappingProxyType(rules.PROPERTY_NAMES),
+    comment_property=rules.DESCRIPTION,
+    default_method="token",
 )
