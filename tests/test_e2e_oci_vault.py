@@ -363,7 +363,7 @@ def test_a_key_the_vault_does_not_know_is_a_clean_error(ws: OciWorkspace, tmp_pa
 
 
 def test_config_file_credentials(tmp_path: Path, oci_dest: OciVaultEmulator, oci_api_key: OciApiKey) -> None:
-    w = OciWorkspace(tmp_path, oci_dest, oci_api_key,
+    w = OciWorkspace(tmp_path, oci_dest, oci_api_key, connectTimeout=5, readTimeout=30, maxConcurrency=4,
                      credentials={"method": "config-file", "file": str(oci_api_key.config_file)})
     w.write_spec("app.yaml", [w.sync()])
     w.set_secrets({"A": C1})

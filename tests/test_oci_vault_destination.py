@@ -254,3 +254,18 @@ def test_credentials_and_client_cache(oci_dest: OciVaultEmulator, oci_api_key: O
     with pytest.raises(errors.ConfigError) as e:
         oci_client.make_clients(broken)
     assert "not a pem" not in str(e.value)
+
+
+def test_timeouts_and_concurrency_come_from_the_connection(make: Any, oci_dest: OciVaultEmulator,
+                                                           oci_sleeps: list[float]) -> None:
+    import time
+
+    d = make(readTimeout=0.2, maxConcurrency=2)
+    assert d.session._workers == 2
+    oci_dest.inject(method="GET", path="/20180608/secrets", delay=0.5, times=3)
+    with pytest.raises(errors.Transient, match=r"timed out|connection dropped"):
+        d.session.list(d.scope())
+    assert len(oci_sleeps) == 2, "a read that timed out is tried again, up to three times"
+    deadline_at = time.monotonic() + 5  # let the delayed requests land in this test's log
+    while oci_dest.count("GET", "/20180608/secrets") < 3 and time.monotonic() < deadline_at:
+        time.sleep(0.05)

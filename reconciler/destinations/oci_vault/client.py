@@ -119,7 +119,7 @@ def _new_clients(connection: ConnectionInfo) -> Clients:
         config, signer = _config_and_signer(connection)
         kw: dict[str, Any] = {"retry_strategy": oci.retry.NoneRetryStrategy(),
                               "circuit_breaker_strategy": oci.circuit_breaker.NoCircuitBreakerStrategy(),
-                              "timeout": TIMEOUT}
+                              "timeout": _timeouts(connection)}
         if signer is not None:
             kw["signer"] = signer
         endpoint = connection.settings.get("endpoint")
@@ -136,6 +136,14 @@ def _new_clients(connection: ConnectionInfo) -> Clients:
         for client in (clients.vaults, clients.secrets):
             client.base_client.session.verify = str(ca)
     return clients
+
+
+def _timeouts(connection: ConnectionInfo) -> tuple[float, float]:
+    def seconds(name: str, default: float) -> float:
+        v = connection.settings.get(name)
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and v > 0 else default
+
+    return seconds("connectTimeout", TIMEOUT[0]), seconds("readTimeout", TIMEOUT[1])
 
 
 def _config_error(exc: Exception, connection: ConnectionInfo) -> ReconcilerError:

@@ -71,6 +71,9 @@ class OciVault:
             raise errors.ConfigError("destinationConfig needs compartmentOcid, vaultOcid and keyOcid")
         self._sync = view.sync
         self._days = rules.deletion_days(view)
+        workers = connection.settings.get("maxConcurrency", WORKERS)
+        self._workers = workers if isinstance(workers, int) and not isinstance(workers, bool) and workers > 0 \
+            else WORKERS
         self._known: dict[str, _Known] = {}
         self._lock = threading.Lock()
         self._clients = client.make_clients(connection)
@@ -133,11 +136,11 @@ class OciVault:
         return out
 
     def _parallel(self, fn: Callable[[str], Any], names: Sequence[str]) -> builtins.list[Any]:
-        """``fn`` over ``names``, :data:`WORKERS` at a time, each in a copy of this context (the
+        """``fn`` over ``names``, ``maxConcurrency`` at a time, each in a copy of this context (the
         run's deadline and the log context follow the work onto the pool's threads)."""
         if len(names) <= 1:
             return [fn(n) for n in names]
-        with ThreadPoolExecutor(max_workers=min(WORKERS, len(names)), thread_name_prefix="oci") as pool:
+        with ThreadPoolExecutor(max_workers=min(self._workers, len(names)), thread_name_prefix="oci") as pool:
             futures = [pool.submit(contextvars.copy_context().run, fn, n) for n in names]
             return [f.result() for f in futures]
 
@@ -203,7 +206,7 @@ class OciVault:
     def apply(self, changes: Sequence[Change], on_result: Callable[[ChangeResult], None]) -> None:
         """Bounded concurrency across keys, plan order within a key (RESTORE before UPDATE)."""
         writes = [c for c in changes if c.action is not Action.IMPORT]  # imports go to the source
-        apply_by_key(writes, self._apply_one, on_result, workers=WORKERS)
+        apply_by_key(writes, self._apply_one, on_result, workers=self._workers)
 
     def _apply_one(self, change: Change) -> ChangeResult:
         if change.action is Action.CREATE:
