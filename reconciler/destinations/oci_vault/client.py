@@ -161,9 +161,9 @@ def _config_error(exc: Exception, connection: ConnectionInfo) -> ReconcilerError
     if isinstance(exc, oci.exceptions.InvalidPrivateKey | oci.exceptions.InvalidKeyFilePath):
         return errors.ConfigError(f"{where}: the private key cannot be loaded ({name}; a passphrase-"
                                   "protected key needs credentials.passphrase)")
-    if isinstance(exc, oci.exceptions.ServiceError | oci.exceptions.RequestException):
-        return errors.AuthError(f"{where}: instance principal unavailable ({name}; only on an OCI instance)",
-                                code=name)
+    if connection.method == "instance-principal":
+        return errors.AuthError(f"{where}: instance principal unavailable ({name}; it works only on an OCI "
+                                "instance in a dynamic group)", code=name)
     return errors.ConfigError(f"{where}: cannot build OCI clients ({name})")
 
 
