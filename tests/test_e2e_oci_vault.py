@@ -410,3 +410,20 @@ def test_two_syncs_on_one_vault_share_one_listing(ws: OciWorkspace) -> None:
     pages = math.ceil(4 / OCI_TEST_PAGE_SIZE)
     assert vault_calls() == {"ListSecrets": pages, "GetSecret": 3}, "one listing for both syncs; no value read"
     assert ws.run("plan", "--detailed-exitcode").code == 0
+
+    # the second sync never lists: its writes and reads find their secrets by name
+    ws.set_secrets({"B": C2, "C": C1}, path="/web")
+    assert ws.run("apply").code == 0
+    assert value(ws, "web-A") == C3 and value(ws, "web-B") == C2 and value(ws, "web-C") == C1
+    ws.set_secrets({"B": C1}, path="/web")
+    r = ws.run("apply")
+    assert r.code == 0, str(r)
+    assert value(ws, "web-B") == C1
+    assert ws.emu.store.names(states=frozenset({"PENDING_DELETION"})) == {"web-A", "web-C"}
+    ws.set_secrets({"A": C3, "B": C1}, path="/web")
+    assert ws.run("apply").code == 0, "a restore for the sync that did not list"
+    assert ws.emu.store.names(states=frozenset({"PENDING_DELETION"})) == {"web-C"}
+    assert value(ws, "web-A") == C3
+    shutil.rmtree(ws.state)
+    assert ws.run("plan", "--detailed-exitcode").code == 0, "cold state: values read for both syncs"
+    assert ws.leaks() == []

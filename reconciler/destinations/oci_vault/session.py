@@ -46,6 +46,8 @@ SETTLE_WAIT = 10.0
 #: cancelling a deletion "may take up to a minute" (the seed)
 RESTORE_WAIT = 60.0
 POLL = 1.0
+#: names an unlisted session looks up one by one; more than this and it lists the vault
+NAME_LOOKUPS = 3
 SCHEDULED_MSG = "a secret of this name exists (scheduled for deletion, or created since the plan); re-plan"
 
 
@@ -118,20 +120,23 @@ class OciVault:
             if s.lifecycle_state not in rules.GONE and scope.contains(s.secret_name):
                 listed[s.secret_name] = s
         looked: builtins.list[str] = []
+        own: set[str] = set()
         with self._lock:
             for name, s in listed.items():
                 tags = {str(k): str(v) for k, v in (s.freeform_tags or {}).items()}
                 self._known[name] = _Known(s.id, s.lifecycle_state, tags)
                 state, wanted = s.lifecycle_state, name in scope.wanted
+                if wanted or tags.get(SYNC_TAG) == self._sync:
+                    own.add(name)
                 if state in rules.TRANSITIONAL:
-                    if wanted or tags.get(SYNC_TAG) == self._sync:
+                    if name in own:
                         looked.append(name)
                 elif state == "ACTIVE":
                     if wanted or tags.get(OWNER_TAG) == OWNER_VALUE:
                         looked.append(name)
                 elif state == "PENDING_DELETION" and wanted:
                     looked.append(name)  # its marker lets state vouch for a restored value
-        out = [e for e in self._parallel(self._settled, looked) if e is not None]
+        out = [e for e in self._parallel(partial(self._settled, own=own), looked) if e is not None]
         out += [self._entry(n) for n in listed if n not in looked]
         return out
 
@@ -158,14 +163,16 @@ class OciVault:
                                        secret.current_version_number)
         return secret
 
-    def _settled(self, name: str) -> ObservedEntry | None:
+    def _settled(self, name: str, own: set[str]) -> ObservedEntry | None:
+        """GetSecret; a secret of ours changing state is waited for (bounded), any other is
+        returned as it is (hands off: DISABLED)."""
         waited = 0.0
         while True:
             secret = self._get(name)
             if secret is None or secret.lifecycle_state in rules.GONE:
                 return None
             state = secret.lifecycle_state
-            if state not in rules.TRANSITIONAL:
+            if state not in rules.TRANSITIONAL or name not in own:
                 return self._entry(name)
             if waited >= SETTLE_WAIT:
                 raise errors.Transient(f"{state} in OCI Vault for over {SETTLE_WAIT:g}s; this sync retries until "
@@ -179,9 +186,36 @@ class OciVault:
                              lifecycle=rules.lifecycle(k.state), owner=k.tags.get(SYNC_TAG),
                              properties=frozen_map({f"tag:{t}": v for t, v in k.tags.items()}))
 
+    def _resolve(self, names: Sequence[str]) -> None:
+        """Learn the OCIDs of names this session did not list itself (one listing may serve
+        several syncs, and only the first of them lists): by name, or one full listing when
+        many are missing. Names still unknown afterwards do not exist."""
+        missing = [n for n in dict.fromkeys(names) if n not in self._known]
+        if not missing:
+            return
+        found: builtins.list[Any] = []
+        if len(missing) > NAME_LOOKUPS:
+            found = self._pages()
+        else:
+            vc = self._clients.vaults
+            for name in missing:
+                resp = client.call("ListSecrets", name, partial(vc.list_secrets, self._compartment,
+                                                                vault_id=self._vault, name=name))
+                if not isinstance(resp.data, builtins.list) or not all(
+                        isinstance(i.id, str) and isinstance(i.lifecycle_state, str) for i in resp.data):
+                    raise client.not_oci("ListSecrets", name)
+                found += [i for i in resp.data if i.secret_name == name]
+        wanted = set(missing)
+        with self._lock:
+            for s in found:
+                if s.secret_name in wanted and s.lifecycle_state not in rules.GONE:
+                    tags = {str(k): str(v) for k, v in (s.freeform_tags or {}).items()}
+                    self._known[s.secret_name] = _Known(s.id, s.lifecycle_state, tags)
+
     def read(self, keys: Sequence[str]) -> dict[str, SecretValue]:
         """GetSecretBundle (the current version) per key, in parallel; unknown, vanished and
         non-text secrets are left out."""
+        self._resolve(keys)
         wanted = [k for k in dict.fromkeys(keys) if k in self._known]
         values = self._parallel(self._value, wanted)
         return {k: v for k, v in zip(wanted, values, strict=True) if v is not None}
@@ -206,6 +240,7 @@ class OciVault:
     def apply(self, changes: Sequence[Change], on_result: Callable[[ChangeResult], None]) -> None:
         """Bounded concurrency across keys, plan order within a key (RESTORE before UPDATE)."""
         writes = [c for c in changes if c.action is not Action.IMPORT]  # imports go to the source
+        self._resolve([c.key for c in writes if c.action is not Action.CREATE])
         apply_by_key(writes, self._apply_one, on_result, workers=self._workers)
 
     def _apply_one(self, change: Change) -> ChangeResult:
