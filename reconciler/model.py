@@ -184,6 +184,12 @@ class Change:
     unowned: bool = False
     #: the change corrects an out-of-band edit at the destination
     drift: bool = False
+    #: write only if the destination does not already hold the value: it could not be known
+    #: when planned (a secret being restored); the write is then skipped, not re-decided
+    compare_first: bool = False
+    #: what the inventory says of the key once this change lands (the version comes from the
+    #: result when the destination reports one); None: nothing to record
+    record: InventoryEntry | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +210,10 @@ class Plan:
     drift: tuple[Change, ...] = ()
     issues: tuple[PlanIssue, ...] = ()
     unchanged: int = 0
+    #: inventory bookkeeping an apply records besides its changes: in-sync keys adopted
+    #: (so the next run trusts their version) and keys gone from source and listing alike
+    adopt: tuple[InventoryEntry, ...] = ()
+    forget: tuple[str, ...] = ()
 
     @property
     def has_changes(self) -> bool:

@@ -45,7 +45,7 @@ def aws_endpoint(moto_server: str) -> Iterator[str]:
 
     urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")).read()
     from reconciler import calls
-    from reconciler.destinations import aws_client
+    from reconciler.destinations.aws import client as aws_client
 
     calls.reset()
     aws_client.clear_clients()  # a test may hook a client's events; the next one starts clean

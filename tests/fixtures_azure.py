@@ -57,7 +57,7 @@ def keyvault_server(azure_ca: Any, azure_idp_server: FakeIdentityProvider) -> It
 @pytest.fixture
 def azure_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Our retry waits, recorded instead of slept (fake time)."""
-    from reconciler.destinations import azure_client
+    from reconciler.destinations.azure_key_vault import client as azure_client
 
     waits: list[float] = []
     monkeypatch.setattr(azure_client, "sleep", waits.append)

@@ -17,10 +17,13 @@ from typing import Any, cast
 import pytest
 
 from reconciler import calls
-from reconciler.destinations import aws_client, aws_rules, errors, registry
-from reconciler.destinations.aws import SCHEDULED_MSG, AwsSecretsManager
-from reconciler.destinations.aws_rules import normalize_kms_key, request_token
-from reconciler.destinations.base import ConnectionInfo, Target
+from reconciler.destinations import catalog, errors
+from reconciler.destinations.aws import client as aws_client
+from reconciler.destinations.aws import rules as aws_rules
+from reconciler.destinations.aws.rules import normalize_kms_key, request_token
+from reconciler.destinations.aws.session import SCHEDULED_MSG, AwsSecretsManager
+from reconciler.destinations.catalog import SyncView
+from reconciler.destinations.contract import ConnectionInfo
 from reconciler.model import (
     Action,
     Change,
@@ -32,6 +35,7 @@ from reconciler.model import (
     frozen_map,
 )
 from tests.support.canary import CANARIES, find_leaks
+from tests.support.dest import Dest, view
 
 KIND = "aws-secrets-manager"
 FP = Fingerprinter(b"0123456789abcdef0123456789abcdef")
@@ -39,14 +43,14 @@ C1, C2, C3 = CANARIES
 
 
 def target(schema: str | None = None, *, many: bool = False, secret_name: str | None = None,
-           **options: Any) -> Target:
+           **options: Any) -> SyncView:
     config: dict[str, Any] = {"region": "us-east-1",
                               "mappingBehavior": "many-to-one" if many else "one-to-one"}
     if secret_name:
         config["secretName"] = secret_name
     if schema:
         options["keySchema"] = schema
-    return Target(sync="payments", environment="dev", destination_config=config, sync_options=options)
+    return view(config=config, options=options, connection="aws")
 
 
 def connection(endpoint: str, **settings: Any) -> ConnectionInfo:
@@ -57,11 +61,11 @@ def connection(endpoint: str, **settings: Any) -> ConnectionInfo:
 
 
 @pytest.fixture
-def make(aws_endpoint: str) -> Iterator[Callable[..., AwsSecretsManager]]:
-    made: list[AwsSecretsManager] = []
+def make(aws_endpoint: str) -> Iterator[Callable[..., Dest]]:
+    made: list[Dest] = []
 
-    def _make(*args: Any, settings: Mapping[str, Any] | None = None, **kw: Any) -> AwsSecretsManager:
-        d = AwsSecretsManager(target(*args, **kw), connection(aws_endpoint, **(settings or {})))
+    def _make(*args: Any, settings: Mapping[str, Any] | None = None, **kw: Any) -> Dest:
+        d = Dest(KIND, target(*args, **kw), connection(aws_endpoint, **(settings or {})))
         made.append(d)
         return d
 
@@ -81,7 +85,7 @@ def change(action: Action, key: str, value: str | None = None, *, value_changed:
                   value_changed=value_changed, set_properties=frozen_map(props), unset_properties=unset)
 
 
-def run(dest: AwsSecretsManager, changes: list[Change]) -> list[ChangeResult]:
+def run(dest: Dest, changes: list[Change]) -> list[ChangeResult]:
     results: list[ChangeResult] = []
     dest.apply(changes, results.append)
     leaks = find_leaks([r.error for r in results if r.error])
@@ -103,7 +107,7 @@ class _Body:
         yield self._data
 
 
-def inject(dest: AwsSecretsManager, op: str, code: str, message: str = "stubbed",
+def inject(dest: Dest, op: str, code: str, message: str = "stubbed",
            status: int = 400, times: int | None = 1) -> None:
     """The next ``times`` (None = every) ``op`` requests answer this AWS error instead."""
     from botocore.awsrequest import AWSResponse
@@ -170,25 +174,22 @@ def test_request_tokens_are_stable_and_depend_on_the_replaced_version() -> None:
     assert a != request_token("put", "K", "fp", "v2")
 
 
-def test_registry_builds_aws_and_refuses_the_rest(aws_endpoint: str) -> None:
-    d = registry.build(KIND, target(), connection(aws_endpoint))
-    assert isinstance(d, AwsSecretsManager) and d.kind == KIND
+def test_catalog_opens_an_aws_session_and_refuses_unknown_ids(aws_endpoint: str) -> None:
+    d = catalog.default()[KIND].open(target(), connection(aws_endpoint))
+    assert isinstance(d, AwsSecretsManager)
     d.close()
-    for kind in ("oci-vault", "azure-devops", "windmill"):  # azure-key-vault: tests/test_azure_destination.py
-        with pytest.raises(errors.ConfigError, match="not implemented yet"):
-            registry.build(kind, target(), connection(aws_endpoint))
     with pytest.raises(errors.ConfigError, match="unknown destination"):
-        registry.build("vault", target(), connection(aws_endpoint))
+        catalog.default()["vault"]
 
 
-def test_importing_the_registry_and_module_does_not_load_boto3() -> None:
-    code = ("import sys, reconciler.destinations.registry, reconciler.destinations.aws; "
+def test_importing_the_catalog_and_descriptor_does_not_load_boto3() -> None:
+    code = ("import sys, reconciler.destinations.catalog as c, reconciler.destinations.aws; c.default(); "
             "sys.exit(1 if 'boto3' in sys.modules or 'botocore' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_config_errors(aws_endpoint: str) -> None:
-    no_region = Target(sync="s", environment="dev", destination_config={}, sync_options={})
+    no_region = view("s")
     with pytest.raises(errors.ConfigError, match="region"):
         AwsSecretsManager(no_region, connection(aws_endpoint))
     with pytest.raises(errors.ConfigError, match="recoveryWindowInDays"):
@@ -208,26 +209,27 @@ def test_config_errors(aws_endpoint: str) -> None:
 # -- scope and desired state -----------------------------------------------------------------
 
 
-def test_scope_one_to_one_and_many_to_one(make: Callable[..., AwsSecretsManager]) -> None:
+def test_scope_one_to_one_and_many_to_one(make: Callable[..., Dest]) -> None:
     s = make("app/{{environment}}/{{secretKey}}").scope()
-    assert (s.key_schema, s.environment, s.exact, s.list_prefix) == (
+    assert (s.schema, s.environment, s.exact, s.list_prefix) == (
         "app/{{environment}}/{{secretKey}}", "dev", None, "app/dev/")
-    assert make().scope().list_prefix is None
-    assert make("{{secretKey}}_{{environment}}").scope().list_prefix is None
+    assert make().scope().list_prefix == ""
+    assert make("{{secretKey}}_{{environment}}").scope().list_prefix == ""
     m = make("app/{{environment}}/{{secretKey}}", many=True, secret_name="bundle").scope()
     assert m.exact == frozenset({"app/dev/bundle"}) and m.list_prefix == "app/dev/bundle"
-    assert m.key_schema is None
+    assert m.schema is None
 
 
-def test_desired_one_to_one_properties(make: Callable[..., AwsSecretsManager]) -> None:
+def test_desired_one_to_one_properties(make: Callable[..., Dest]) -> None:
     d = make("app/{{environment}}/{{secretKey}}", keyId="arn:aws:kms:us-east-1:1:alias/pay",
              tags=[{"key": "team", "value": "payments"}, {"key": "tier", "value": "gold"}],
              syncSecretMetadataAsTags=True)
     specs, problems = d.desired([secret("DB_URL", C1, team="meta-loses", owner="alice"),
                                  secret("API_KEY", C2)])
     assert problems == []
-    assert [(s.key, s.value.reveal(), s.source_keys) for s in specs] == [
-        ("app/dev/DB_URL", C1, ("DB_URL",)), ("app/dev/API_KEY", C2, ("API_KEY",))]
+    assert sorted((s.key, s.value.reveal(), s.source_keys) for s in specs) == [
+        ("app/dev/API_KEY", C2, ("API_KEY",)), ("app/dev/DB_URL", C1, ("DB_URL",))]
+    specs.sort(key=lambda s: s.key != "app/dev/DB_URL")
     assert dict(specs[0].properties) == {
         "kms": "alias/pay", "tag:team": "payments", "tag:tier": "gold", "tag:owner": "alice",
         "tag:managed-by": "reconciler", "tag:reconciler-sync": "payments"}
@@ -236,7 +238,7 @@ def test_desired_one_to_one_properties(make: Callable[..., AwsSecretsManager]) -
                                       "tag:reconciler-sync": "payments"}
 
 
-def test_desired_reports_bad_names_collisions_and_tags(make: Callable[..., AwsSecretsManager]) -> None:
+def test_desired_reports_bad_names_collisions_and_tags(make: Callable[..., Dest]) -> None:
     d = make(syncSecretMetadataAsTags=True)
     specs, problems = d.desired([
         secret("GOOD", C1), secret("bad key", C1), secret("x" * 513, C1),
@@ -245,17 +247,17 @@ def test_desired_reports_bad_names_collisions_and_tags(make: Callable[..., AwsSe
     ])
     # "-" + 6 chars looks like AWS's ARN suffix but is a valid name addressed by full name:
     # kept and not reported (the engine would turn any message into a failing plan error)
-    assert [s.key for s in specs] == ["GOOD", "DB-PASSWD"]
+    assert sorted(s.key for s in specs) == ["DB-PASSWD", "GOOD"]
     text = "\n".join(problems)
     assert "bad key: AWS secret name 'bad key' may only contain" in text
     assert "must be 1-512 characters" in text
-    assert "DUP: source keys DUP, DUP all render to this AWS name" in text
+    assert "DUP: source keys DUP, DUP all render to this AWS Secrets Manager name" in text
     assert "TAGGED: tag key 'aws:reserved' uses the reserved prefix" in text
     assert "DB-PASSWD" not in text and aws_rules.ambiguous_suffix("DB-PASSWD")
     assert not find_leaks(problems)
 
 
-def test_desired_many_to_one(make: Callable[..., AwsSecretsManager]) -> None:
+def test_desired_many_to_one(make: Callable[..., Dest]) -> None:
     d = make("app/{{environment}}/{{secretKey}}", many=True, secret_name="bundle",
              syncSecretMetadataAsTags=True, tags=[{"key": "team", "value": "pay"}])
     specs, problems = d.desired([secret("Z", "ü"), secret("A", C1, owner="alice")])
@@ -273,7 +275,7 @@ def test_desired_many_to_one(make: Callable[..., AwsSecretsManager]) -> None:
 
 
 def test_list_entries_reports_version_owner_properties_lifecycle(
-        make: Callable[..., AwsSecretsManager], sm_client: Any) -> None:
+        make: Callable[..., Dest], sm_client: Any) -> None:
     tags = [{"Key": "managed-by", "Value": "reconciler"}, {"Key": "reconciler-sync", "Value": "payments"},
             {"Key": "team", "Value": "x"}]
     sm_client.create_secret(Name="app/dev/OWNED", SecretString=C1,
@@ -297,7 +299,7 @@ def test_list_entries_reports_version_owner_properties_lifecycle(
     assert calls.by_call(KIND) == {"ListSecrets": 1}
 
 
-def test_list_pages_of_100(make: Callable[..., AwsSecretsManager], sm_client: Any) -> None:
+def test_list_pages_of_100(make: Callable[..., Dest], sm_client: Any) -> None:
     for i in range(250):
         sm_client.create_secret(Name=f"S{i:03d}", SecretString="v")
     calls.reset()
@@ -306,7 +308,7 @@ def test_list_pages_of_100(make: Callable[..., AwsSecretsManager], sm_client: An
 
 
 def test_list_uses_the_name_filter_for_a_literal_prefix(
-        make: Callable[..., AwsSecretsManager], sm_client: Any) -> None:
+        make: Callable[..., Dest], sm_client: Any) -> None:
     for i in range(120):
         sm_client.create_secret(Name=f"app/dev/K{i:03d}", SecretString="v")
     for i in range(250):
@@ -319,7 +321,7 @@ def test_list_uses_the_name_filter_for_a_literal_prefix(
 
 
 def test_read_values_batches_20_names_per_call(
-        make: Callable[..., AwsSecretsManager], sm_client: Any) -> None:
+        make: Callable[..., Dest], sm_client: Any) -> None:
     for i in range(45):
         sm_client.create_secret(Name=f"K{i:02d}", SecretString=f"{C1}-{i}")
     calls.reset()
@@ -329,7 +331,7 @@ def test_read_values_batches_20_names_per_call(
 
 
 def test_read_values_leaves_out_missing_binary_and_deleted(
-        make: Callable[..., AwsSecretsManager], sm_client: Any) -> None:
+        make: Callable[..., Dest], sm_client: Any) -> None:
     sm_client.create_secret(Name="TEXT", SecretString=C1)
     sm_client.create_secret(Name="BIN", SecretBinary=b"\x00\x01")
     sm_client.create_secret(Name="GONE", SecretString=C1)
@@ -338,7 +340,7 @@ def test_read_values_leaves_out_missing_binary_and_deleted(
     assert {k: v.reveal() for k, v in values.items()} == {"TEXT": C1}
 
 
-def test_read_values_raises_translated_item_errors(make: Callable[..., AwsSecretsManager]) -> None:
+def test_read_values_raises_translated_item_errors(make: Callable[..., Dest]) -> None:
     d = make()
     body = {"SecretValues": [], "Errors": [{"SecretId": "K", "ErrorCode": "DecryptionFailure",
                                             "Message": f"cannot decrypt {C1}"}]}
@@ -353,7 +355,7 @@ def test_read_values_raises_translated_item_errors(make: Callable[..., AwsSecret
     assert str(info.value) == "K: BatchGetSecretValue failed: DecryptionFailure"
 
 
-def test_many_to_one_read_and_import(make: Callable[..., AwsSecretsManager], sm_client: Any) -> None:
+def test_many_to_one_read_and_import(make: Callable[..., Dest], sm_client: Any) -> None:
     sm_client.create_secret(Name="app/dev/bundle",
                             SecretString=json.dumps({"b": 1, "a": C1, "n": {"x": 1}, "t": True, "z": None}))
     d = make("app/{{environment}}/{{secretKey}}", many=True, secret_name="bundle")
@@ -365,7 +367,7 @@ def test_many_to_one_read_and_import(make: Callable[..., AwsSecretsManager], sm_
 
 
 def test_import_one_to_one_strips_schema_and_skips_invalid_keys(
-        make: Callable[..., AwsSecretsManager]) -> None:
+        make: Callable[..., Dest]) -> None:
     d = make("app/{{environment}}/{{secretKey}}")
     values = {"app/dev/DB_URL": SecretValue(C1), "app/dev/a+b@c": SecretValue(C2),
               "app/dev/nested/X": SecretValue(C3), "other/Y": SecretValue(C3)}
@@ -378,7 +380,7 @@ def test_import_one_to_one_strips_schema_and_skips_invalid_keys(
 
 
 def test_apply_create_update_tags_kms_delete_restore(
-        make: Callable[..., AwsSecretsManager], sm_client: Any) -> None:
+        make: Callable[..., Dest], sm_client: Any) -> None:
     d = make(keyId="alias/pay")
     props = {"kms": "alias/pay", "tag:managed-by": "reconciler", "tag:reconciler-sync": "payments"}
     (r,) = run(d, [change(Action.CREATE, "K", C1, props=props)])
@@ -427,7 +429,7 @@ def test_apply_create_update_tags_kms_delete_restore(
 
 
 def test_create_omits_the_default_key_and_delete_keeps_a_recovery_window(
-        make: Callable[..., AwsSecretsManager], sm_client: Any) -> None:
+        make: Callable[..., Dest], sm_client: Any) -> None:
     d = make(recoveryWindowInDays=7)
     sent: list[dict[str, Any]] = []
     d.client.meta.events.register("provide-client-params.secrets-manager.DeleteSecret",
@@ -441,7 +443,7 @@ def test_create_omits_the_default_key_and_delete_keeps_a_recovery_window(
 
 
 def test_apply_reports_each_change_as_it_lands_and_continues_after_failure(
-        make: Callable[..., AwsSecretsManager], sm_client: Any) -> None:
+        make: Callable[..., Dest], sm_client: Any) -> None:
     d = make()
     seen: list[tuple[str, bool, bool]] = []
 
@@ -458,14 +460,14 @@ def test_apply_reports_each_change_as_it_lands_and_continues_after_failure(
     assert current(sm_client, "C") == C3
 
 
-def test_failed_change_error_is_ours_not_the_services(make: Callable[..., AwsSecretsManager]) -> None:
+def test_failed_change_error_is_ours_not_the_services(make: Callable[..., Dest]) -> None:
     d = make()
     inject(d, "CreateSecret", "InvalidParameterException", message=f"bad value {C1}")
     (r,) = run(d, [change(Action.CREATE, "K", C1)])
     assert not r.ok and r.error == "K: CreateSecret failed: InvalidParameterException"
 
 
-def test_retried_create_is_idempotent(make: Callable[..., AwsSecretsManager], sm_client: Any) -> None:
+def test_retried_create_is_idempotent(make: Callable[..., Dest], sm_client: Any) -> None:
     d = make()
     c = change(Action.CREATE, "K", C1)
     (first,) = run(d, [c])
@@ -475,7 +477,7 @@ def test_retried_create_is_idempotent(make: Callable[..., AwsSecretsManager], sm
 
 
 def test_value_flip_back_is_written_not_swallowed_by_token_reuse(
-        make: Callable[..., AwsSecretsManager], sm_client: Any) -> None:
+        make: Callable[..., Dest], sm_client: Any) -> None:
     """AWS ignores a PutSecretValue whose token names an existing version with the same
     value; a token of key+fingerprint alone would leave A -> B -> A stuck on B."""
     d = make()
@@ -497,7 +499,7 @@ def test_value_flip_back_is_written_not_swallowed_by_token_reuse(
 
 
 def test_throttling_is_retried_by_botocore_then_becomes_throttled(
-        make: Callable[..., AwsSecretsManager], sm_client: Any) -> None:
+        make: Callable[..., Dest], sm_client: Any) -> None:
     sm_client.create_secret(Name="K", SecretString=C1)
     d = make(settings={"maxAttempts": 3})
     inject(d, "ListSecrets", "ThrottlingException", "Rate exceeded", times=1)
@@ -515,14 +517,14 @@ def test_throttling_is_retried_by_botocore_then_becomes_throttled(
 
 
 def test_unreachable_endpoint_is_transient(aws_endpoint: str) -> None:
-    d = AwsSecretsManager(target(), connection("http://127.0.0.1:9", connectTimeout=1))
+    d = Dest(KIND, target(), connection("http://127.0.0.1:9", connectTimeout=1))
     with pytest.raises(errors.Transient):
         d.list_entries()
     assert calls.snapshot() == {(KIND, "ListSecrets", "EndpointConnectionError"): 1}
 
 
 def test_create_on_a_name_scheduled_for_deletion_moto(
-        make: Callable[..., AwsSecretsManager], sm_client: Any) -> None:
+        make: Callable[..., Dest], sm_client: Any) -> None:
     sm_client.create_secret(Name="K", SecretString=C1)
     sm_client.delete_secret(SecretId="K", RecoveryWindowInDays=7)
     sm_client.create_secret(Name="LIVE", SecretString=C1)
@@ -533,7 +535,7 @@ def test_create_on_a_name_scheduled_for_deletion_moto(
     assert calls.by_call(KIND) == {"CreateSecret": 2, "DescribeSecret": 2}
 
 
-def test_create_on_a_name_scheduled_for_deletion_aws(make: Callable[..., AwsSecretsManager]) -> None:
+def test_create_on_a_name_scheduled_for_deletion_aws(make: Callable[..., Dest]) -> None:
     d = make()
     inject(d, "CreateSecret", "InvalidRequestException",
            "You can't create this secret because a secret with this name is already scheduled for deletion.")
@@ -543,7 +545,7 @@ def test_create_on_a_name_scheduled_for_deletion_aws(make: Callable[..., AwsSecr
 
 
 def test_put_on_a_secret_scheduled_for_deletion_aws(
-        make: Callable[..., AwsSecretsManager], sm_client: Any) -> None:
+        make: Callable[..., Dest], sm_client: Any) -> None:
     sm_client.create_secret(Name="K", SecretString=C1)
     d = make()
     inject(d, "PutSecretValue", "InvalidRequestException",
@@ -554,7 +556,7 @@ def test_put_on_a_secret_scheduled_for_deletion_aws(
 
 
 def test_tag_failure_after_value_write_keeps_the_new_version(
-        make: Callable[..., AwsSecretsManager], sm_client: Any) -> None:
+        make: Callable[..., Dest], sm_client: Any) -> None:
     sm_client.create_secret(Name="K", SecretString=C1)
     d = make()
     inject(d, "TagResource", "AccessDeniedException", f"not allowed {C2}")
@@ -568,7 +570,7 @@ def test_assume_role_uses_sts_on_the_default_chain(aws_endpoint: str) -> None:
         name="aws", app="aws", method="assume-role",
         settings={"endpoint": aws_endpoint, "stsEndpoint": aws_endpoint, "maxAttempts": 1},
         credentials={"roleArn": "arn:aws:iam::123456789012:role/sync", "externalId": "ext-1"})
-    d = AwsSecretsManager(target(), conn)
+    d = Dest(KIND, target(), conn)
     assert d.list_entries() == []
     assert calls.by_call(KIND) == {"AssumeRole": 1, "ListSecrets": 1}
     creds = cast(Any, d.client)._request_signer._credentials.get_frozen_credentials()
@@ -605,9 +607,9 @@ def test_ca_bundle_lets_tls_to_a_private_ca_through(aws_endpoint: str, tmp_path:
     proxy = FaultProxy(aws_endpoint, tls=tls)
     url = proxy.start()
     try:
-        trusted = AwsSecretsManager(target("app/{{secretKey}}"), connection(url, caBundle=str(bundle)))
+        trusted = Dest(KIND, target("app/{{secretKey}}"), connection(url, caBundle=str(bundle)))
         assert list(trusted.list_entries()) == []
-        untrusted = AwsSecretsManager(target("app/{{secretKey}}"), connection(url))
+        untrusted = Dest(KIND, target("app/{{secretKey}}"), connection(url))
         with pytest.raises(errors.Transient, match=r"TLS verification failed .*caBundle"):
             list(untrusted.list_entries())
     finally:

@@ -10,22 +10,28 @@ from typing import Any
 import pytest
 
 from reconciler import calls
-from reconciler.destinations import azure_client, azure_rules, errors, registry
-from reconciler.destinations.azure import AzureKeyVault
-from reconciler.destinations.base import ConnectionInfo, Target
+from reconciler.destinations import catalog, errors
+from reconciler.destinations.azure_key_vault import client as azure_client
+from reconciler.destinations.azure_key_vault import rules as azure_rules
+from reconciler.destinations.azure_key_vault.session import AzureKeyVault
+from reconciler.destinations.catalog import SyncView
+from reconciler.destinations.contract import ConnectionInfo
 from reconciler.model import Action, Change, ChangeResult, Fingerprinter, Lifecycle, SecretValue, SourceSecret
 from tests.emulators.azure_keyvault import DEFAULT_TENANT, FakeIdentityProvider, KeyVaultEmulator
 from tests.fixtures_azure import AZ_CLIENT_ID, AZ_CLIENT_SECRET
 from tests.support.canary import CANARIES, find_leaks
+from tests.support.dest import Dest, view
 
 C1, C2, C3 = CANARIES
 FP = Fingerprinter(b"0123456789abcdef0123456789abcdef")
 
 
-def target(url: str, schema: str | None = "app-{{secretKey}}", **config: Any) -> Target:
+KIND = "azure-key-vault"
+
+
+def target(url: str, schema: str | None = "app-{{secretKey}}", **config: Any) -> SyncView:
     opts = {"keySchema": schema} if schema else {}
-    return Target(sync="payments", environment="dev", destination_config={"vaultBaseUrl": url, **config},
-                  sync_options=opts)
+    return view(config={"vaultBaseUrl": url, **config}, options=opts, connection="akv")
 
 
 def connection(idp: FakeIdentityProvider | None, ca: Path | None, method: str = "client-secret",
@@ -44,12 +50,12 @@ def connection(idp: FakeIdentityProvider | None, ca: Path | None, method: str = 
 
 @pytest.fixture
 def make(keyvault: KeyVaultEmulator, azure_idp_server: FakeIdentityProvider, azure_ca_file: Path) -> Any:
-    made: list[AzureKeyVault] = []
+    made: list[Dest] = []
 
-    def _make(schema: str | None = "app-{{secretKey}}", **settings: Any) -> AzureKeyVault:
+    def _make(schema: str | None = "app-{{secretKey}}", **settings: Any) -> Dest:
         config = settings.pop("config", {})
-        d = AzureKeyVault(target(keyvault.url, schema, **config),
-                          connection(azure_idp_server, azure_ca_file, **settings))
+        d = Dest(KIND, target(keyvault.url, schema, **config),
+                 connection(azure_idp_server, azure_ca_file, **settings))
         made.append(d)
         return d
 
@@ -62,7 +68,7 @@ def secret(key: str, value: str) -> SourceSecret:
     return SourceSecret(key=key, value=SecretValue(value))
 
 
-def run(dest: AzureKeyVault, changes: list[Change]) -> list[ChangeResult]:
+def run(dest: Dest, changes: list[Change]) -> list[ChangeResult]:
     results: list[ChangeResult] = []
     dest.apply(changes, results.append)
     assert not find_leaks([r.error for r in results if r.error])
@@ -79,18 +85,19 @@ def create(key: str, value: str, sync: str = "payments") -> Change:
 # -- pure rules ------------------------------------------------------------------------------
 
 
-def test_registry_builds_it(keyvault: KeyVaultEmulator, azure_idp_server: FakeIdentityProvider,
-                            azure_ca_file: Path) -> None:
-    d = registry.build("azure-key-vault", target(keyvault.url), connection(azure_idp_server, azure_ca_file))
+def test_catalog_opens_it(keyvault: KeyVaultEmulator, azure_idp_server: FakeIdentityProvider,
+                          azure_ca_file: Path) -> None:
+    desc = catalog.default()[KIND]
+    d = desc.open(target(keyvault.url), connection(azure_idp_server, azure_ca_file))
     assert isinstance(d, AzureKeyVault)
-    assert d.capabilities.max_value_bytes == 25 * 1024 and d.capabilities.case_insensitive
+    assert desc.capabilities.max_value_bytes == 25 * 1024 and desc.names.case_insensitive
     d.close()
 
 
 @pytest.mark.parametrize(("name", "ok"), [("a", True), ("A-b-9", True), ("x" * 127, True), ("x" * 128, False),
                                           ("", False), ("a_b", False), ("a/b", False), ("ä", False)])
 def test_name_rules(name: str, ok: bool) -> None:
-    assert (azure_rules.name_problem(name) is None) is ok
+    assert (azure_rules.NAMES.problem(name) is None) is ok
 
 
 @pytest.mark.parametrize(("url", "verify"), [
@@ -120,15 +127,15 @@ def test_desired_renames_and_reports_collisions(make: Any) -> None:
     assert len(problems) == 2
     assert any("DB_PASSWORD" in p and "db-password" in p for p in problems)
     assert any("bad.key" in p and "letters, digits and '-'" in p for p in problems)
-    assert d.scope().key_schema == "APP-{{secretKey}}"
+    assert d.scope().schema == "APP-{{secretKey}}"
     assert not find_leaks(problems)
 
 
 def test_environment_underscore_is_renamed_too(keyvault: KeyVaultEmulator, azure_idp_server: FakeIdentityProvider,
                                                azure_ca_file: Path) -> None:
-    t = Target(sync="s", environment="my_env", destination_config={"vaultBaseUrl": keyvault.url},
-               sync_options={"keySchema": "{{environment}}-{{secretKey}}"})
-    d = AzureKeyVault(t, connection(azure_idp_server, azure_ca_file))
+    t = view("s", "my_env", config={"vaultBaseUrl": keyvault.url},
+             options={"keySchema": "{{environment}}-{{secretKey}}"})
+    d = Dest(KIND, t, connection(azure_idp_server, azure_ca_file))
     specs, _ = d.desired([secret("K_1", "v")])
     assert [s.key for s in specs] == ["my-env-K-1"]
     assert d.scope().environment == "my-env"
@@ -183,17 +190,16 @@ def test_many_missing_keys_list_deleted_secrets_instead(make: Any) -> None:
     assert calls.by_call("azure-key-vault") == {"list": 1, "list-deleted": 1}
 
 
-def test_write_keeps_foreign_tags_and_checks_the_tag_limit(make: Any, kv_client: Any) -> None:
+def test_write_keeps_foreign_tags_and_the_tag_limit_is_planned(make: Any, kv_client: Any) -> None:
     d = make()
     d.desired([secret("A", C1)])
     assert run(d, [create("app-A", C1)])[0].ok
-    kv_client.update_secret_properties("app-A", tags={**{f"t{i}": "x" for i in range(13)},
-                                                      "managed-by": "reconciler", "reconciler-sync": "payments"})
+    tags = {**{f"t{i}": "x" for i in range(13)}, "managed-by": "reconciler", "reconciler-sync": "payments"}
+    kv_client.update_secret_properties("app-A", tags=tags)
     d.list_entries()
+    final = {f"tag:{k}": v for k, v in {**tags, "extra": "1"}.items()}
+    assert "16 tags exceed" in "; ".join(d.descriptor.property_problems(final))
     v = SecretValue(C2)
-    update = Change(Action.UPDATE, "app-A", value=v, fingerprint=FP(v), set_properties={"tag:extra": "1"})
-    [r] = run(d, [update])
-    assert not r.ok and "16 tags exceed" in (r.error or "")
     [r] = run(d, [Change(Action.UPDATE, "app-A", value=v, fingerprint=FP(v))])
     assert r.ok and r.version
     assert kv_client.get_secret("app-A").properties.tags["t12"] == "x"
@@ -249,7 +255,7 @@ def test_a_next_link_to_another_host_is_not_followed(make: Any, keyvault: KeyVau
         d.list_entries()
 
 
-def test_untrusted_certificate_is_a_config_error(keyvault: KeyVaultEmulator,
+def test_untrusted_certificate_is_permanent_and_names_the_remedy(keyvault: KeyVaultEmulator,
                                                  azure_idp_server: FakeIdentityProvider) -> None:
     from azure.core.credentials import AccessToken
 
@@ -262,7 +268,7 @@ def test_untrusted_certificate_is_a_config_error(keyvault: KeyVaultEmulator,
     # no caBundle: the system trust store does not know the emulator's CA
     http = azure_client.VaultHttp(SecretClient(keyvault.url, Static(), verify_challenge_resource=False,
                                                retry_total=0), attempts=3)
-    with pytest.raises(errors.ConfigError, match="caBundle"):
+    with pytest.raises(errors.Permanent, match="caBundle"):
         http.call("GET", "/secrets")
     http.close()
 

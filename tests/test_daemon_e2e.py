@@ -304,20 +304,19 @@ def test_retry_honours_retry_after(ws: Workspace, daemon: Callable[..., DaemonHa
     assert h.on_loop(lambda: d.schedule.next_retry("app")) == pytest.approx(t0 + 120, abs=2)
 
 
-def test_engine_passes_a_destinations_retry_after_on(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_engine_passes_a_destinations_retry_after_on(ws: Workspace) -> None:
     from reconciler.destinations.errors import Throttled
     from reconciler.engine.reconcile import Reconciler
     from reconciler.specs.loader import load
     from reconciler.state.store import StateStore
+    from tests.support import memory
 
     ws.write_spec("app.yaml", [ws.sync()])
-
-    def throttled(self: Any, sync: Any) -> Any:
-        raise Throttled("ListSecrets failed: ThrottlingException", retry_after=42.0)
-
-    monkeypatch.setattr(Reconciler, "_context", throttled)
+    store = memory.MemoryStore()
+    store.fail_next["list"] = Throttled("ListSecrets failed: ThrottlingException", retry_after=42.0)
     state = StateStore(ws.state)
     specs = load(ws.specs)
-    out = Reconciler(specs, state).apply_sync(specs.syncs["app"])
+    out = Reconciler(specs, state, destinations=memory.catalog({"aws-secrets-manager": store})).apply_sync(
+        specs.syncs["app"])
     state.close()
     assert out.failed and out.retry_after == 42.0

@@ -65,18 +65,18 @@ class FakeSource:
 
 @pytest.fixture
 def kms(monkeypatch: pytest.MonkeyPatch) -> FakeKms:
-    from reconciler.engine import connect, reconcile
+    monkeypatch.setenv("KMS_HOOK_SECRET", HOOK_SECRET)
+    return FakeKms()
 
-    fake = FakeKms()
-    real = connect.open_source
+
+def sources(fake: FakeKms) -> Any:
+    """The daemon's source factory (injected): the in-memory KMS for kms connections."""
+    from reconciler.engine import connect
 
     def open_source(conn: Connection) -> Any:
-        return FakeSource(fake) if conn.app == "kms" else real(conn)
+        return FakeSource(fake) if conn.app == "kms" else connect.open_source(conn)
 
-    monkeypatch.setattr(connect, "open_source", open_source)
-    monkeypatch.setattr(reconcile, "open_source", open_source)
-    monkeypatch.setenv("KMS_HOOK_SECRET", HOOK_SECRET)
-    return fake
+    return open_source
 
 
 def kms_loader(root: Path) -> SpecSet:
@@ -103,7 +103,7 @@ def started(tmp_path: Path, aws_endpoint: str, kms: FakeKms) -> Iterator[tuple[D
         ws.write_spec(f"{name}.yaml", [ws.sync(name, secretPath=path,
                                               syncOptions={"keySchema": f"{name}/{{{{secretKey}}}}"})])
     kms.folders = {"/one": {"K": "1"}, "/two": {"K": "2"}, "/deep/x": {"K": "d"}}
-    h = DaemonHarness(ws, loader=kms_loader).start()
+    h = DaemonHarness(ws, loader=kms_loader, sources=sources(kms)).start()
     sm = boto3.client("secretsmanager", endpoint_url=aws_endpoint, region_name="us-east-1")
     try:
         yield h, kms, sm

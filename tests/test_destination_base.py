@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from reconciler.destinations.base import apply_by_key
+from reconciler.destinations.contract import apply_by_key
 from reconciler.model import Action, Change, ChangeResult
 
 

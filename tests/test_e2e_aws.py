@@ -176,14 +176,20 @@ def test_foreign_in_scope_key_is_labelled_and_deleted_only_with_budget(ws: Works
     assert "app/LEGACY" in r.out and "not created by reconciler" in r.out
 
 
-def test_max_deletes_refuses_emptying_the_destination(ws: Workspace, sm_client: Any) -> None:
+def test_default_guard_allows_a_replacement_and_refuses_emptying(ws: Workspace, sm_client: Any) -> None:
+    """Replacing every key while creating others leaves the scope non-empty: applied. An
+    apply that would delete every in-scope key and keep or create nothing is refused."""
     ws.write_spec("app.yaml", [ws.sync()])
     ws.set_secrets({"A": C1, "B": C2})
     assert ws.run("apply").code == 0
     ws.set_secrets({"C": C3})
     r = ws.run("apply")
-    assert r.code == 1, str(r)
-    assert {"app/A", "app/B", "app/C"} <= _names(sm_client), "deletes withheld, create applied"
+    assert r.code == 0, str(r)
+    assert _names(sm_client) == {"app/C"}
+    ws.set_secrets({"C": ""})  # AWS cannot hold "": treated as absent, so every key would go
+    r = ws.run("apply")
+    assert r.code == 1 and "leave this sync's scope empty" in r.err + r.out, str(r)
+    assert _names(sm_client) == {"app/C"}
 
 
 def test_empty_source_never_deletes(ws: Workspace, sm_client: Any) -> None:

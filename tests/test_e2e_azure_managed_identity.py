@@ -65,7 +65,7 @@ class IdentityEndpoint:
 @pytest.fixture
 def identity_endpoint(azure_idp_server: FakeIdentityProvider, monkeypatch: pytest.MonkeyPatch
                       ) -> Iterator[IdentityEndpoint]:
-    from reconciler.destinations import azure_client
+    from reconciler.destinations.azure_key_vault import client as azure_client
 
     endpoint = IdentityEndpoint(azure_idp_server)
     monkeypatch.setenv("IDENTITY_ENDPOINT", endpoint.url)

@@ -23,6 +23,7 @@ def opts(**kw: Any) -> PlanOptions:
         "environment": "dev",
         "max_deletes": (100, True),
         "destination_label": "AWS Secrets Manager",
+        "property_names": {"kms": "KMS key"},
     }
     base.update(kw)
     return PlanOptions(**base)
@@ -197,7 +198,7 @@ def test_tags_only_update_keeps_value() -> None:
 
 def test_kms_key_change() -> None:
     c = only(plan(by_key(want("A", props={"kms": "k2"})), by_key(seen("A", props={"kms": "k1"})), {}, opts()))
-    assert c.reason == "kms key changed" and dict(c.set_properties) == {"kms": "k2"}
+    assert c.reason == "KMS key changed" and dict(c.set_properties) == {"kms": "k2"}
 
 
 def test_value_and_properties_in_one_update() -> None:
@@ -209,7 +210,7 @@ def test_value_and_properties_in_one_update() -> None:
             opts(),
         )
     )
-    assert c.reason == "value changed, kms key and tags changed" and c.value_changed
+    assert c.reason == "value changed, KMS key and tags changed" and c.value_changed
 
 
 def test_unset_only_properties_we_set_and_still_present() -> None:
@@ -305,7 +306,8 @@ def test_pending_deletion_is_restored_then_updated() -> None:
     assert actions(p.changes) == [("restore", "A"), ("update", "A")]
     restore, update = p.changes
     assert restore.value is None and restore.reason == "scheduled for deletion" and not restore.drift
-    assert update.reason == "value unknown" and update.value_changed
+    assert update.reason == "value unknown (compared after restore)" and update.value_changed
+    assert update.compare_first, "the restored value is compared before a new version is written"
 
 
 def test_pending_with_known_equal_value_needs_only_restore() -> None:

@@ -73,11 +73,20 @@ def test_default_refuses_to_empty_the_scope() -> None:
     assert "all 4 in-scope keys" in issue.message and "100%" in issue.message
 
 
-def test_default_refuses_wholesale_rename() -> None:
-    """Creates do not relax the default rule: a total rename looks like a wrong source."""
+def test_default_allows_replacing_keys_while_creating() -> None:
+    """The default guard only stops an apply that would leave the scope empty: replacing a
+    stray while creating keys is a normal first sync (issue 9)."""
     p = plan(by_key(want("X"), want("Y")), by_key(seen("A"), seen("B")), {}, opts())
-    assert [c.action for c in p.changes] == [Action.CREATE, Action.CREATE]
-    assert len(p.errors) == 1
+    assert sorted((c.action.value, c.key) for c in p.changes) == [
+        ("create", "X"), ("create", "Y"), ("delete", "A"), ("delete", "B")]
+    assert p.errors == ()
+
+
+def test_max_deletes_percentage_counts_the_keys_after_the_creates() -> None:
+    """25% of (4 present + 4 created) allows 2 deletes; of the 4 present alone it would be 1."""
+    p = plan(by_key(want("C"), want("D"), *(want(f"N{i}") for i in range(4))), FOUR, {},
+             opts(max_deletes=(25, True)))
+    assert deletes(p) == ["A", "B"] and p.errors == ()
 
 
 def test_default_allows_partial_deletes() -> None:

@@ -195,7 +195,7 @@ CASES: list[tuple[str, dict[str, str], list[tuple[str, int, str, str]]]] = [
         destinationConfig: {vaultBaseUrl: "https://v.vault.azure.net"}
         syncOptions: {keySchema: "app/{{secretKey}}"}
         """},
-     [("s.yaml", 8, "$.syncOptions.keySchema", "azure-key-vault secret names cannot contain '/'")]),
+     [("s.yaml", 8, "$.syncOptions.keySchema", "Azure Key Vault secret names cannot contain '/'")]),
     ("akv-http-url", {"s.yaml": """
         kind: SecretSync
         name: akv-sync

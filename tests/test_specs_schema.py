@@ -11,9 +11,11 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
+from reconciler.destinations import catalog
 from reconciler.specs.loader import load
-from reconciler.specs.model import DESTINATIONS
 from reconciler.specs.schema import BASE_URI, schema_documents
+
+DESTINATIONS = catalog.default().ids()
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "specs"

@@ -23,7 +23,7 @@ TABLE: list[tuple[Scope, Scope, bool]] = [
     # no keySchema owns everything
     (S(None), S(None), True),
     (S(None), S("APP_{{secretKey}}"), True),
-    (S(None), S(exact="app-config"), True),
+    (S(None), S(exact=frozenset({"app-config"})), True),
     (S("{{secretKey}}"), S("x/{{secretKey}}/y"), True),
     # prefixes
     (S("APP_{{secretKey}}"), S("APP_{{secretKey}}"), True),
@@ -48,11 +48,11 @@ TABLE: list[tuple[Scope, Scope, bool]] = [
     (S("{{environment}}/{{secretKey}}", "dev"), S("dev/{{secretKey}}", "prod"), True),
     (S("{{environment}}-{{secretKey}}", "dev"), S("{{environment}}-{{secretKey}}", "dev-eu"), True),
     # exact names (many-to-one)
-    (S(exact="app-config"), S(exact="app-config"), True),
-    (S(exact="app-config"), S(exact="web-config"), False),
-    (S(exact="app/config"), S("app/{{secretKey}}"), True),
-    (S(exact="app/sub/config"), S("app/{{secretKey}}"), False),
-    (S(exact="APP_"), S("APP_{{secretKey}}"), True),  # upstream matches an empty middle
+    (S(exact=frozenset({"app-config"})), S(exact=frozenset({"app-config"})), True),
+    (S(exact=frozenset({"app-config"})), S(exact=frozenset({"web-config"})), False),
+    (S(exact=frozenset({"app/config"})), S("app/{{secretKey}}"), True),
+    (S(exact=frozenset({"app/sub/config"})), S("app/{{secretKey}}"), False),
+    (S(exact=frozenset({"APP_"})), S("APP_{{secretKey}}"), True),  # upstream matches an empty middle
     # Windmill folders: the folder is a base in front of the key
     (S(None, base="f/a/"), S(None, base="f/a/b/"), True),
     (S(None, base="f/a/"), S(None, base="f/b/"), False),
@@ -153,10 +153,15 @@ def test_different_targets_never_overlap(tmp_path: Path) -> None:
     assert errs == [] and syncs == {"a", "b", "c", "d"}
 
 
-def test_windmill_nested_folder_is_in_scope_of_parent(tmp_path: Path) -> None:
+def test_windmill_nested_folder_is_not_in_scope_of_parent(tmp_path: Path) -> None:
+    """A Windmill scope reaches into sub-folders only when its key schema has '/' (issue 11)."""
     syncs, errs = _load(tmp_path,
                         _sync("a", "windmill", "wm", WM_CFG),
                         _sync("b", "windmill", "wm", WM_CFG.replace("f/app/", "f/app/sub/"), "{{secretKey}}"))
+    assert errs == [] and syncs == {"a", "b"}
+    syncs, errs = _load(tmp_path,
+                        _sync("a", "windmill", "wm", WM_CFG, "x/{{secretKey}}"),
+                        _sync("b", "windmill", "wm", WM_CFG.replace("f/app/", "f/app/x/"), "{{secretKey}}"))
     assert syncs == set() and len(errs) == 2
 
 

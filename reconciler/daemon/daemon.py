@@ -35,8 +35,10 @@ from reconciler.daemon.schedule import Schedule
 from reconciler.daemon.specdiff import merge
 from reconciler.daemon.systemd import Notifier, watchdog_interval
 from reconciler.daemon.watcher import Watcher
+from reconciler.destinations.catalog import Catalog
+from reconciler.engine.connect import open_source
 from reconciler.engine.outcome import Outcome
-from reconciler.engine.reconcile import Reconciler
+from reconciler.engine.reconcile import Reconciler, SourceFactory
 from reconciler.logging import get_logger
 from reconciler.specs.loader import load as load_specs
 from reconciler.specs.model import SecretSync, SpecSet
@@ -55,9 +57,12 @@ class RunResult:
 
 class Daemon:
     def __init__(self, config: DaemonConfig, *, loader: Loader = load_specs, notifier: Notifier | None = None,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random, destinations: Catalog | None = None,
+                 sources: SourceFactory = open_source) -> None:
         self.config = config
         self._loader = loader
+        self._destinations = destinations
+        self._sources = sources
         self.notifier = notifier or Notifier()
         self._rand = rand
         self.specs: SpecSet | None = None
@@ -71,7 +76,7 @@ class Daemon:
         self.rejected: set[str] = set()
         self._initial: set[str] | None = None
         self._polls: dict[PollKey, tuple[float, list[str]]] = {}
-        self.poller = Poller()
+        self.poller = Poller(sources)
         self.schedule = Schedule(self._due)
         self.runner = Runner(self._work, self._connection_of, workers=config.workers,
                              per_connection=config.per_connection)
@@ -369,7 +374,8 @@ class Daemon:
             managed: int | None = None
             state = StateStore(self.config.state_dir)
             try:
-                out = Reconciler(specs, state).apply_sync(sync)
+                out = Reconciler(specs, state, destinations=self._destinations,
+                                 sources=self._sources).apply_sync(sync)
                 managed = len(state.inventory(sync.name))
             except Exception as e:  # a bug or a broken state store: a failed run, retried like any
                 log.error("reconcile.crashed", error_type=type(e).__name__)

@@ -54,7 +54,8 @@ class Poller:
     stay open between polls (a KMS login is not free) and polls of one connection take turns
     (one source object is not shared across threads at once)."""
 
-    def __init__(self) -> None:
+    def __init__(self, open_source: Callable[[Connection], Source] = connect.open_source) -> None:
+        self._open = open_source
         self.tokens: dict[PollKey, str] = {}
         self._sources: dict[str, tuple[Connection, Source]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -66,7 +67,7 @@ class Poller:
             return cached[1]
         if cached is not None:
             cached[1].close()
-        source = connect.open_source(conn)
+        source = self._open(conn)
         self._sources[conn.name] = (conn, source)
         return source
 

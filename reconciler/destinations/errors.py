@@ -1,20 +1,24 @@
-"""One error tree for every destination; SDK errors are translated into it inside each module.
+"""Destination errors: the ``DestinationError`` branch of the one tree (reconciler/errors.py).
 
-Messages are built by us from error codes and key names, never from response bodies, so no
-value a destination echoes back can reach a log or the status store.
+SDK errors are translated into these inside each destination module. Messages are built by
+us from error codes and key names, never from response bodies, so no value a destination
+echoes back can reach a log or the status store.
 """
 
 from __future__ import annotations
 
+from reconciler.errors import ConfigError, ReconcilerError
 
-class DestinationError(Exception):
-    """Base: a destination call failed. ``key`` names the destination key when there is one."""
+__all__ = ["AuthError", "ConfigError", "Conflict", "DestinationError", "NotFound", "Permanent", "Throttled",
+           "Transient"]
 
-    retryable = False
 
-    def __init__(self, message: str, *, key: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+class DestinationError(ReconcilerError):
+    """A destination call failed. ``key`` names the destination key when there is one."""
+
+    def __init__(self, message: str, *, key: str | None = None, code: str | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
         self.key = key
         self.code = code
 
@@ -38,11 +42,6 @@ class AuthError(DestinationError):
 class Throttled(DestinationError):
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None, key: str | None = None,
-                 code: str | None = None) -> None:
-        super().__init__(message, key=key, code=code)
-        self.retry_after = retry_after
-
 
 class Transient(DestinationError):
     retryable = True
@@ -50,7 +49,3 @@ class Transient(DestinationError):
 
 class Permanent(DestinationError):
     pass
-
-
-class ConfigError(DestinationError):
-    """The connection or destination settings cannot work (missing credential, bad endpoint)."""

@@ -1,18 +1,18 @@
-"""Turn spec Connections into live sources and destinations (credentials resolved here)."""
+"""Turn spec Connections into what sources and destination sessions are opened with
+(credentials resolved here, and only here)."""
 
 from __future__ import annotations
 
-from reconciler.destinations import registry
-from reconciler.destinations.base import ConnectionInfo, Destination, Target
+from reconciler.destinations.contract import ConnectionInfo
+from reconciler.errors import ConfigError, CredentialError
 from reconciler.model import SecretValue
 from reconciler.sources.base import Source
 from reconciler.sources.errors import SourceError
-from reconciler.specs.credentials import CredentialError, resolve
-from reconciler.specs.model import Connection, CredentialRef, SecretSync
+from reconciler.specs.credentials import resolve
+from reconciler.specs.model import Connection, CredentialRef
 
-
-class ConnectError(Exception):
-    """A connection cannot be used: missing credential, unknown app, bad settings."""
+#: a connection cannot be used (missing credential, unknown app, bad settings)
+ConnectError = ConfigError
 
 
 def connection_info(conn: Connection) -> ConnectionInfo:
@@ -22,7 +22,7 @@ def connection_info(conn: Connection) -> ConnectionInfo:
             try:
                 creds[field] = resolve(raw)
             except CredentialError as e:
-                raise ConnectError(f"connection {conn.name}: credentials.{field}: {e}") from None
+                raise ConfigError(f"connection {conn.name}: credentials.{field}: {e}") from None
         else:
             creds[field] = raw
     return ConnectionInfo(name=conn.name, app=conn.app, settings=conn.settings, method=conn.method,
@@ -64,12 +64,3 @@ def webhook_secret(conn: Connection) -> SecretValue | None:
         return resolve(ref)
     except CredentialError as e:
         raise ConnectError(f"connection {conn.name}: webhookSecret: {e}") from None
-
-
-def target(sync: SecretSync) -> Target:
-    return Target(sync=sync.name, environment=sync.environment,
-                  destination_config=sync.destination_config, sync_options=sync.sync_options)
-
-
-def open_destination(sync: SecretSync, conn: Connection) -> Destination:
-    return registry.build(sync.destination, target(sync), connection_info(conn))

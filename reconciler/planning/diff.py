@@ -81,11 +81,12 @@ def diff_present(d: DesiredEntry, o: ObservedEntry, inv: InventoryEntry | None) 
     return Diff(value_reason, value_drift, set_source, set_drift, unset)
 
 
-def describe_properties(names: Iterable[str]) -> str:
-    """``tag:a``, ``tag:b``, ``kms`` -> "tags and kms key" (names only, never values)."""
+def describe_properties(names: Iterable[str], labels: Mapping[str, str] | None = None) -> str:
+    """``tag:a``, ``tag:b``, ``kms`` -> "tags and KMS key" (names only, never values);
+    ``labels`` is how the destination names its properties."""
     kinds: list[str] = []
     for name in sorted(names):
-        kind = "tags" if name.startswith("tag:") else "kms key" if name == "kms" else name
+        kind = "tags" if name.startswith("tag:") else (labels or {}).get(name, name)
         if kind not in kinds:
             kinds.append(kind)
     if len(kinds) <= 1:
@@ -103,6 +104,7 @@ def update(
     drift: bool,
     unowned: bool,
     props_outside: bool = False,
+    labels: Mapping[str, str] | None = None,
 ) -> Change | None:
     """One UPDATE for the given parts, or None when there is nothing to do.
 
@@ -116,7 +118,7 @@ def update(
     parts: list[str] = []
     if value_reason:
         parts.append(value_reason)
-    props = describe_properties([*set_properties, *unset])
+    props = describe_properties([*set_properties, *unset], labels)
     if props:
         outside = props_outside and value_reason != OUTSIDE
         parts.append(f"{props} changed" + (" outside reconciler" if outside else ""))
@@ -135,7 +137,7 @@ def update(
 
 
 def split_update(
-    key: str, d: DesiredEntry, diff: Diff, *, report: bool, unowned: bool
+    key: str, d: DesiredEntry, diff: Diff, *, report: bool, unowned: bool, labels: Mapping[str, str] | None = None
 ) -> tuple[Change | None, Change | None]:
     """(change to apply, drift to report only). With ``report`` the drift parts are withheld;
     otherwise one change corrects everything and is flagged ``drift`` when it undoes an edit."""
@@ -149,6 +151,7 @@ def split_update(
             drift=diff.has_drift_part,
             unowned=unowned,
             props_outside=bool(diff.set_drift) and not (diff.set_source or diff.unset),
+            labels=labels,
         )
         return whole, None
     applied = update(
@@ -159,6 +162,7 @@ def split_update(
         unset=diff.unset,
         drift=False,
         unowned=unowned,
+        labels=labels,
     )
     withheld = update(
         key,
@@ -168,5 +172,6 @@ def split_update(
         drift=True,
         unowned=unowned,
         props_outside=True,
+        labels=labels,
     )
     return applied, withheld

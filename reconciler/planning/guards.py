@@ -17,7 +17,7 @@ from reconciler.planning.options import PlanOptions
 def delete_limit(max_deletes: tuple[float, bool] | None, in_scope_count: int) -> int | None:
     """The number of deletes allowed, or None for the default rule.
 
-    A percentage is of the in-scope keys, rounded down (25% of 3 keys allows 0). Nonsense
+    A percentage is of ``in_scope_count``, rounded down (25% of 3 keys allows 0). Nonsense
     (negative, NaN, infinite) allows nothing rather than raising: plan() never fails.
     """
     if max_deletes is None:
@@ -36,16 +36,22 @@ def _plural(n: int, word: str) -> str:
 
 
 def guard_deletes(
-    deletes: Sequence[Change], *, in_scope_count: int, inventory_count: int, options: PlanOptions
+    deletes: Sequence[Change], *, in_scope_count: int, arriving: int = 0, inventory_count: int,
+    options: PlanOptions,
 ) -> tuple[tuple[Change, ...], tuple[PlanIssue, ...]]:
     """Deletes allowed to proceed (all or none) and the error explaining a refusal.
+
+    ``in_scope_count`` are the in-scope keys present now, ``arriving`` the keys this apply
+    creates or restores.
 
     - ``disable_deletion``: nothing is deleted and nothing is said (the user asked for it).
     - A source that returned nothing while the inventory remembers keys is treated as a
       failed read: no deletes. With an empty inventory the ordinary limit still applies.
-    - Default limit: refuse only when every in-scope key would go. Creates in the same plan
-      do not relax it: a wholesale rename looks exactly like a wrong source, and ``100%``
-      is one line away.
+    - Default: refuse only an apply that would leave the scope empty — every in-scope key
+      deleted and nothing created or kept. Replacing a stray while creating ten keys is a
+      normal first sync; emptying a scope takes an explicit ``maxDeletes: 100%``.
+    - ``maxDeletes`` caps the deletes as a count, or as a percentage of the in-scope keys
+      after the apply's creates (present + arriving).
     - An error is raised only when there were deletes to refuse: a guard that blocked
       nothing would only make the plan fail.
     """
@@ -60,13 +66,15 @@ def guard_deletes(
                 f"refusing to delete {_plural(count, 'key')}"
             ),
         )
-    limit = delete_limit(options.max_deletes, in_scope_count)
+    total = in_scope_count + arriving
+    limit = delete_limit(options.max_deletes, total)
     if limit is None:
-        if count >= in_scope_count > 0:
+        if count >= in_scope_count > 0 and not arriving:
             return (), (
                 PlanIssue(
                     f"refusing to delete all {_plural(in_scope_count, 'in-scope key')} "
-                    f"({count} deletes); set reconcile.maxDeletes: 100% to allow emptying the destination"
+                    f"({count} deletes), which would leave this sync's scope empty; "
+                    "set reconcile.maxDeletes: 100% to allow emptying the destination"
                 ),
             )
         return tuple(deletes), ()
@@ -75,7 +83,7 @@ def guard_deletes(
             PlanIssue(
                 f"{_plural(count, 'delete')} {'exceeds' if count == 1 else 'exceed'} maxDeletes: "
                 f"limit is {limit} of "
-                f"{_plural(in_scope_count, 'in-scope key')}; refusing to delete any"
+                f"{_plural(total, 'in-scope key')}; refusing to delete any"
             ),
         )
     return tuple(deletes), ()

@@ -35,6 +35,31 @@ def _sorted(changes: list[Change]) -> tuple[Change, ...]:
     return tuple(sorted(changes, key=lambda c: (c.key, _ORDER[c.action])))
 
 
+def _after_restore(change: Change, o: ObservedEntry) -> Change:
+    """The write behind a RESTORE of a value nobody could read: compare first, so undoing a
+    delete never makes a new version of an unchanged value."""
+    if change.value_changed and o.fingerprint is None:
+        return dataclasses.replace(change, compare_first=True, reason=change.reason + " (compared after restore)")
+    return change
+
+
+def _record(c: Change, d: DesiredEntry, o: ObservedEntry | None, inv: InventoryEntry | None) -> Change:
+    """What the inventory will say of the key once ``c`` lands.
+
+    A value write records the desired fingerprint. A properties-only update vouches for the
+    version only when the value is known to be the desired one; otherwise it keeps what we
+    knew (so withheld value drift stays visible), or records nothing known.
+    """
+    if c.value_changed or (o is not None and o.fingerprint == d.fingerprint):
+        rec = InventoryEntry(c.key, d.fingerprint, None if c.value_changed or o is None else o.version,
+                             d.properties)
+    elif inv is not None:
+        rec = InventoryEntry(c.key, inv.fingerprint, inv.version, d.properties)
+    else:
+        rec = InventoryEntry(c.key, None, None, d.properties)
+    return dataclasses.replace(c, record=rec)
+
+
 def _unowned(key: str, o: ObservedEntry, inventory: Mapping[str, InventoryEntry], sync: str) -> bool:
     """A label for the reviewer: in scope, yet neither in our inventory nor marked as ours."""
     return key not in inventory and o.owner != sync
@@ -83,7 +108,8 @@ class _Builder:
             self.unchanged += 1
             return
         unowned = _unowned(key, o, self.inventory, self.options.sync)
-        applied, withheld = split_update(key, d, diff, report=self.options.report_drift, unowned=unowned)
+        applied, withheld = split_update(key, d, diff, report=self.options.report_drift, unowned=unowned,
+                                         labels=self.options.property_names)
         self.route(applied, withheld=False)
         self.route(withheld, withheld=True)
 
@@ -102,18 +128,18 @@ class _Builder:
             unowned=unowned,
             drift=inv is not None,
         )
-        report = self.options.report_drift
+        report, labels = self.options.report_drift, self.options.property_names
         # an unknown value (pending secrets are rarely readable) is not a source change
         source_moved = inv is None or inv.fingerprint != d.fingerprint or bool(diff.set_source or diff.unset)
         if not source_moved:
             # the whole repair undoes an out-of-band delete, even an "unknown value" write
-            whole, _ = split_update(key, d, diff, report=False, unowned=unowned)
+            whole, _ = split_update(key, d, diff, report=False, unowned=unowned, labels=labels)
             self.route(restore, withheld=report)
-            self.route(whole and dataclasses.replace(whole, drift=True), withheld=report)
+            self.route(whole and _after_restore(dataclasses.replace(whole, drift=True), o), withheld=report)
             return
         self.route(restore, withheld=False)
-        applied, withheld = split_update(key, d, diff, report=report, unowned=unowned)
-        self.route(applied, withheld=False)
+        applied, withheld = split_update(key, d, diff, report=report, unowned=unowned, labels=labels)
+        self.route(applied and _after_restore(applied, o), withheld=False)
         self.route(withheld, withheld=True)
 
     def warn(self, key: str, message: str) -> None:
@@ -128,6 +154,8 @@ def plan(
     observed: Mapping[str, ObservedEntry],
     inventory: Mapping[str, InventoryEntry],
     options: PlanOptions,
+    *,
+    protected: frozenset[str] = frozenset(),
 ) -> Plan:
     """Decide what one sync must change at its destination.
 
@@ -143,12 +171,16 @@ def plan(
     - ``unchanged`` counts in-scope desired keys that are in sync; keys with only withheld
       drift, disabled keys and blocked keys are not "unchanged".
     - Deletes pass :func:`guard_deletes` as a block: all or none.
+    - ``protected`` keys (their source key could not be rendered: a bad name, a tag over the
+      limit) are never deleted for it: an error in one key is not a reason to remove it.
+    - Every written change carries the inventory ``record`` it leaves, and the plan the
+      bookkeeping of untouched keys (``adopt``/``forget``), so apply decides nothing.
     """
     b = _Builder(inventory, options)
     label = options.label
     observed_in = {k: o for k, o in observed.items() if in_scope(k, options)}
     effective: dict[str, DesiredEntry] = {}
-    protected: set[str] = set()
+    blocked_keys: set[str] = set(protected)
     for key in sorted(desired):
         d = desired[key]
         if not in_scope(key, options):
@@ -164,7 +196,7 @@ def plan(
                 f"value is {size} bytes; {label} allows at most {options.max_value_bytes}; "
                 "not written and not deleted",
             )
-            protected.add(key)
+            blocked_keys.add(key)
             continue
         effective[key] = d
 
@@ -182,7 +214,7 @@ def plan(
     deletes: list[Change] = []
     for key in sorted(observed_in):
         o = observed_in[key]
-        if key in effective or key in protected:
+        if key in effective or key in blocked_keys:
             continue
         if o.lifecycle is Lifecycle.DISABLED:
             b.warn(key, "disabled at destination and not in source; left alone")
@@ -191,19 +223,71 @@ def plan(
             deletes.append(
                 Change(Action.DELETE, key, reason=reason, unowned=_unowned(key, o, inventory, options.sync))
             )
+    written: list[Change] = []
+    for c in b.changes:
+        want = effective.get(c.key)
+        if want is None or c.action not in (Action.CREATE, Action.UPDATE):
+            written.append(c)
+            continue
+        o = observed_in.get(c.key)
+        problems = options.property_problems(_final_properties(c, o))
+        if problems:
+            b.error(c.key, "; ".join(problems) + "; not written")
+            continue
+        written.append(_record(c, want, o, inventory.get(c.key)))
+    blocked = {i.key for i in b.issues if i.severity == "error" and i.key} & set(effective)
+    written = [c for c in written if c.key not in blocked]
     active_count = sum(1 for o in observed_in.values() if o.lifecycle is Lifecycle.ACTIVE)
+    arriving = sum(1 for c in written if c.action in (Action.CREATE, Action.RESTORE))
     allowed, guard_issues = guard_deletes(
-        deletes, in_scope_count=active_count, inventory_count=len(inventory), options=options
+        deletes, in_scope_count=active_count, arriving=arriving, inventory_count=len(inventory), options=options
     )
     b.issues.extend(guard_issues)
+    changes = _sorted([*written, *allowed])
+    adopt, forget = _bookkeeping(effective, observed, inventory, options, {c.key for c in [*changes, *b.drift]})
     return Plan(
         sync=options.sync,
         destination=options.destination,
-        changes=_sorted([*b.changes, *allowed]),
+        changes=changes,
         drift=_sorted(b.drift),
         issues=tuple(b.issues),
         unchanged=b.unchanged,
+        adopt=adopt,
+        forget=forget,
     )
+
+
+def _final_properties(c: Change, o: ObservedEntry | None) -> Mapping[str, str]:
+    """The property set a key carries after ``c`` (what the destination's limits apply to)."""
+    merged = dict(o.properties) if o is not None and c.action is Action.UPDATE else {}
+    for name in c.unset_properties:
+        merged.pop(name, None)
+    merged.update(c.set_properties)
+    return merged
+
+
+def _bookkeeping(
+    desired: Mapping[str, DesiredEntry],
+    observed: Mapping[str, ObservedEntry],
+    inventory: Mapping[str, InventoryEntry],
+    options: PlanOptions,
+    touched: set[str],
+) -> tuple[tuple[InventoryEntry, ...], tuple[str, ...]]:
+    """In-sync keys nobody touches are adopted (the next run trusts their version instead of
+    re-reading); inventory keys gone from source and listing alike are forgotten. Keys outside
+    the scope are warned about once, in the plan that changes the schema, and left alone."""
+    adopt: list[InventoryEntry] = []
+    for key in sorted(desired):
+        d, o = desired[key], observed.get(key)
+        if key in touched or o is None or o.lifecycle is not Lifecycle.ACTIVE or not in_scope(key, options):
+            continue
+        if o.fingerprint != d.fingerprint or o.version is None:
+            continue
+        entry = InventoryEntry(key, d.fingerprint, o.version, d.properties)
+        if inventory.get(key) != entry:
+            adopt.append(entry)
+    forget = tuple(sorted(k for k in inventory if k not in desired and k not in observed))
+    return tuple(adopt), forget
 
 
 def plan_remove(

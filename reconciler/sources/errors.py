@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
+from reconciler.errors import SourceError
 
-class SourceError(Exception):
-    """The source could not be read (or written, for an import). Nothing is deleted then."""
+__all__ = ["SourceError"]

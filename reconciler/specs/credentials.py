@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from reconciler.errors import CredentialError
 from reconciler.model import SecretValue
 from reconciler.specs.model import CredentialRef
 
@@ -20,8 +21,8 @@ REF_KINDS: Final = ("env", "file", "credential")
 MAX_BYTES: Final = 1 << 20
 
 
-class CredentialError(Exception):
-    """A reference that cannot be resolved. The message names the reference, never a value."""
+# A reference that cannot be resolved: the message names the reference, never a value.
+__all__ = ["CredentialError", "is_ref", "parse_ref", "resolve"]
 
 
 def is_ref(value: Any) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from reconciler.destinations import catalog
 from reconciler.specs import credentials, rules, schema, scopes, values, yamlload
 from reconciler.specs.model import (
     Connection,
@@ -26,8 +27,6 @@ from reconciler.specs.model import (
 )
 from reconciler.specs.yamlload import Document
 
-#: apps that work without a credentials block (the SDK's default chain)
-DEFAULT_METHOD: Mapping[str, str] = MappingProxyType({"aws": "default", "azure-key-vault": "default"})
 #: settings that are file paths, resolved against the spec file's directory
 PATH_SETTINGS = ("caBundle",)
 #: settings that are secret references (resolved only when used, like credentials)
@@ -95,8 +94,9 @@ def load(directory: Path) -> SpecSet:
             syncs[sync.name], by_name[sync.name] = sync, e
 
     for a, b in scopes.find_overlaps(syncs, connections):
-        by_name[a].diagnostics.append(_overlap(by_name[a], by_name[b], syncs[a], syncs[b]))
-        by_name[b].diagnostics.append(_overlap(by_name[b], by_name[a], syncs[b], syncs[a]))
+        where = scopes.describe_target(syncs[a], connections.get(syncs[a].connection))
+        by_name[a].diagnostics.append(_overlap(by_name[a], by_name[b], syncs[a], syncs[b], where))
+        by_name[b].diagnostics.append(_overlap(by_name[b], by_name[a], syncs[b], syncs[a], where))
     for name, e in by_name.items():
         if not e.ok:
             del syncs[name]
@@ -196,12 +196,17 @@ def _connection(doc: Document) -> tuple[Connection, list[Diagnostic]]:
         app=app,
         location=Location(doc.file, doc.line(("name",))),
         settings=_freeze(settings),
-        method=raw.get("method") or DEFAULT_METHOD.get(app),
+        method=raw.get("method") or _default_method(app),
         credentials=MappingProxyType(creds),
         path=path,
         description=data.get("description", ""),
     )
     return conn, found
+
+
+def _default_method(app: str) -> str | None:
+    """The credentials method of a Connection without one (the SDK's default chain)."""
+    return next((d.default_method for d in catalog.default().for_app(app) if d.default_method), None)
 
 
 def _sync(doc: Document, source: str) -> SecretSync:
@@ -211,11 +216,11 @@ def _sync(doc: Document, source: str) -> SecretSync:
     opts.setdefault("initialSyncBehavior", "overwrite-destination")
     opts.setdefault("disableSecretDeletion", False)
     cfg = dict(data["destinationConfig"])
-    if dest == "aws-secrets-manager":
-        opts.setdefault("recoveryWindowInDays", 30)
-        opts.setdefault("syncSecretMetadataAsTags", False)
-    if dest == "azure-key-vault":
-        cfg.setdefault("mappingBehavior", "one-to-one")
+    defaults = catalog.default()[dest].defaults
+    for k, v in defaults.get("syncOptions", {}).items():
+        opts.setdefault(k, v)
+    for k, v in defaults.get("destinationConfig", {}).items():
+        cfg.setdefault(k, v)
     return SecretSync(
         name=data["name"],
         location=Location(doc.file, doc.line(("name",))),
@@ -248,7 +253,7 @@ def reconcile_options(rec: Mapping[str, Any]) -> ReconcileOptions:
     )
 
 
-def _overlap(e: _Entry, other: _Entry, sync: SecretSync, other_sync: SecretSync) -> Diagnostic:
+def _overlap(e: _Entry, other: _Entry, sync: SecretSync, other_sync: SecretSync, describe: str) -> Diagnostic:
     opts, cfg = e.doc.data.get("syncOptions") or {}, e.doc.data["destinationConfig"]
     if "keySchema" in opts:
         path: tuple[str, ...] = ("syncOptions", "keySchema")
@@ -260,7 +265,7 @@ def _overlap(e: _Entry, other: _Entry, sync: SecretSync, other_sync: SecretSync)
     where = f"{other.doc.file}:{other.doc.line(('name',))}"
     return e.doc.diagnostic(
         path,
-        f"key scope overlaps sync '{other_sync.name}' ({where}) on {scopes.describe_target(sync)}{why}: "
+        f"key scope overlaps sync '{other_sync.name}' ({where}) on {describe}{why}: "
         "both would claim the same keys and delete each other's secrets; "
         "give them non-overlapping keySchemas",
     )

@@ -8,37 +8,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from reconciler.destinations.catalog import SyncView
 from reconciler.model import Folder
 
-DESTINATIONS: tuple[str, ...] = (
-    "windmill",
-    "azure-key-vault",
-    "aws-secrets-manager",
-    "azure-devops",
-    "oci-vault",
-)
-
-#: how people name each destination (plan reasons, messages)
-DESTINATION_LABELS: Mapping[str, str] = MappingProxyType(
-    {
-        "windmill": "Windmill",
-        "azure-key-vault": "Azure Key Vault",
-        "aws-secrets-manager": "AWS Secrets Manager",
-        "azure-devops": "Azure DevOps",
-        "oci-vault": "OCI Vault",
-    }
-)
-
-#: which Connection app serves which destination / source
-APP_FOR_DESTINATION: Mapping[str, str] = MappingProxyType(
-    {
-        "windmill": "windmill",
-        "azure-key-vault": "azure-key-vault",
-        "aws-secrets-manager": "aws",
-        "azure-devops": "azure-devops",
-        "oci-vault": "oci",
-    }
-)
 SOURCE_APPS: tuple[str, ...] = ("kms", "file")
 
 InitialSyncBehavior = Literal[
@@ -135,6 +107,12 @@ class SecretSync:
     def key_schema(self) -> str | None:
         ks = self.sync_options.get("keySchema")
         return str(ks) if ks else None
+
+    def view(self, connection: Connection | None) -> SyncView:
+        """What the destination sees of this sync (and its connection's plain settings)."""
+        return SyncView(sync=self.name, environment=self.environment, destination_config=self.destination_config,
+                        sync_options=self.sync_options, connection=self.connection,
+                        connection_settings=connection.settings if connection else MappingProxyType({}))
 
     @property
     def initial_sync_behavior(self) -> InitialSyncBehavior:

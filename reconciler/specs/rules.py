@@ -7,21 +7,16 @@ skipped here (the schema already reported it). Pure: no files, network or creden
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from reconciler import keyschema
+from reconciler.destinations import catalog
 from reconciler.specs import values
-from reconciler.specs.model import APP_FOR_DESTINATION, SOURCE_APPS, Diagnostic
+from reconciler.specs.model import SOURCE_APPS, Diagnostic
 from reconciler.specs.yamlload import Document
 
-AWS_NAME: Final = re.compile(r"^[A-Za-z0-9/_+=.@-]+\Z")
-AWS_NAME_MAX: Final = 512
-#: the ARN of a secret ends in "-" + 6 random characters; a name ending like that confuses lookups
-AWS_ARN_LOOKALIKE: Final = re.compile(r"-[A-Za-z0-9]{6}\Z")
-RESERVED_TAGS: Final = ("managed-by", "reconciler-sync")
 MIN_INTERVAL: Final = 1.0
 IMPORTS: Final = ("import-prioritize-source", "import-prioritize-destination")
 
@@ -72,18 +67,20 @@ def connection(doc: Document, index: Mapping[str, ConnectionRef]) -> list[Diagno
     name, dest = _str(doc.data, "connection"), _str(doc.data, "destination")
     if name is None:
         return []
-    need = APP_FOR_DESTINATION.get(dest or "")
+    desc = catalog.default().get(dest or "")
+    need = desc.apps if desc else None
+    wanted = " or ".join(f"'{a}'" for a in need or ())
     ref = index.get(name)
     if ref is None:
-        fitting = [r for r in index.values() if need is None or r.app == need]
-        which = f"with app '{need}'" if need else "defined"
+        fitting = [r for r in index.values() if need is None or r.app in need]
+        which = f"with app {wanted}" if need else "defined"
         return [doc.diagnostic(("connection",), f"connection '{name}' is not defined "
                                f"(connections {which}: {_names(fitting)})")]
     if ref.duplicate:
         return [doc.diagnostic(("connection",), f"connection '{name}' is defined more than once")]
-    if need is not None and ref.app is not None and ref.app != need:
+    if need is not None and ref.app is not None and ref.app not in need:
         return [doc.diagnostic(("connection",), f"connection '{name}' has app '{ref.app}', but destination "
-                               f"'{dest}' needs a connection with app '{need}'")]
+                               f"'{dest}' needs a connection with app {wanted}")]
     if not ref.ok:
         return [doc.diagnostic(("connection",), f"connection '{name}' is invalid (see {ref.where})")]
     return []
@@ -147,68 +144,29 @@ def source_fit(doc: Document, src: ConnectionRef) -> list[Diagnostic]:
 
 
 def sync_fields(doc: Document) -> list[Diagnostic]:
-    """Field rules for one SecretSync: keySchema, destination name rules, AWS extras, reconcile."""
+    """Field rules for one SecretSync: keySchema, the destination's own rules, reconcile."""
     out: list[Diagnostic] = []
+    desc = catalog.default().get(_str(doc.data, "destination") or "")
     ks = _str(_map(doc.data, "syncOptions"), "keySchema")
     if ks is not None:
         out += [doc.diagnostic(("syncOptions", "keySchema"), m) for m in keyschema.validate(ks)]
-        out += _key_schema_for(doc, ks)
-    if doc.data.get("destination") == "aws-secrets-manager":
-        out += _aws(doc)
+        out += _key_schema_for(doc, ks, desc)
+    if desc is not None:
+        out += [doc.diagnostic(f.path, f.message, f.severity) for f in desc.rules(doc.data)]
     out += _reconcile(doc)
     return out
 
 
-def _key_schema_for(doc: Document, ks: str) -> list[Diagnostic]:
-    """Literal parts the destination's names cannot hold."""
-    dest = doc.data.get("destination")
-    if "/" in ks and dest in ("azure-key-vault", "oci-vault"):
-        allowed = ("letters, digits and '-' ('_' is written as '-')" if dest == "azure-key-vault"
-                   else "letters, digits, '-', '_' and '.'")
+def _key_schema_for(doc: Document, ks: str, desc: catalog.Descriptor | None) -> list[Diagnostic]:
+    """Literal parts the destination's names cannot hold (after its renaming)."""
+    if desc is None:
+        return []
+    literal = desc.names.rename(keyschema.render(ks, "", ""))
+    if "/" in literal and not desc.names.allows("/"):
         return [doc.diagnostic(("syncOptions", "keySchema"),
-                               f"{dest} secret names cannot contain '/': they may only hold {allowed}")]
+                               f"{desc.label} secret names cannot contain '/': they may only hold "
+                               f"{desc.names.charset}")]
     return []
-
-
-def _aws(doc: Document) -> list[Diagnostic]:
-    cfg, opts = _map(doc.data, "destinationConfig"), _map(doc.data, "syncOptions")
-    out: list[Diagnostic] = []
-    many = cfg.get("mappingBehavior") == "many-to-one"
-    if many and opts.get("syncSecretMetadataAsTags"):
-        out.append(doc.diagnostic(("syncOptions", "syncSecretMetadataAsTags"),
-                                  "syncSecretMetadataAsTags cannot be used with mappingBehavior many-to-one "
-                                  "(one secret holds many keys, each with its own metadata)"))
-    first: dict[str, int] = {}
-    tags = opts.get("tags")
-    for i, tag in enumerate(tags if isinstance(tags, list) else []):
-        key = _str(tag, "key")
-        if key is None:
-            continue
-        if key in first:
-            out.append(doc.diagnostic(("syncOptions", "tags", i, "key"),
-                                      f"duplicate tag key '{key}' (also tags[{first[key]}])"))
-        first.setdefault(key, i)
-        if key in RESERVED_TAGS:
-            out.append(doc.diagnostic(("syncOptions", "tags", i, "key"),
-                                      f"tag key '{key}' is reserved for reconciler's ownership markers"))
-    env, ks = _str(doc.data, "environment") or "", _str(opts, "keySchema")
-    if ks is not None and keyschema.validate(ks):
-        return out  # reported as a keySchema problem; renderings would only repeat it
-    secret_name = _str(cfg, "secretName")
-    if many and secret_name and AWS_NAME.match(secret_name):
-        name = keyschema.render(ks, secret_name, env)
-        if len(name) > AWS_NAME_MAX or not AWS_NAME.match(name):
-            out.append(doc.diagnostic(("destinationConfig", "secretName"),
-                                      f"secret name rendered through keySchema ('{name[:80]}') must be "
-                                      f"at most {AWS_NAME_MAX} characters of letters, digits and /_+=.@-"))
-        elif AWS_ARN_LOOKALIKE.search(name):
-            out.append(doc.diagnostic(("destinationConfig", "secretName"),
-                                      f"secret name '{name}' ends in '-' and six characters, which AWS "
-                                      "advises against (it looks like an ARN suffix)", "warning"))
-    elif ks and len(keyschema.render(ks, "", env)) >= AWS_NAME_MAX:
-        out.append(doc.diagnostic(("syncOptions", "keySchema"),
-                                  f"keySchema leaves no room for the key in AWS's {AWS_NAME_MAX} characters"))
-    return out
 
 
 def _reconcile(doc: Document) -> list[Diagnostic]:

@@ -1,72 +1,21 @@
-"""Which destination keys a sync owns, and whether two syncs could both claim one key.
+"""Whether two syncs could both claim one destination key.
 
-Two syncs that own overlapping keys on the same destination delete each other's secrets
-(upstream issue #4318). Scope follows :func:`reconciler.keyschema.matches` exactly, so the
-overlap test below is exact for it rather than a heuristic: if any key lies in both scopes,
-one lies in a small finite candidate set, and we test membership with ``matches`` itself.
+Two syncs that own overlapping keys on the same target delete each other's secrets
+(upstream issue #4318). Target identity and scope come from the destination's descriptor
+and the shared naming module, folded the way the destination compares names. Scope follows
+:func:`reconciler.keyschema.matches` exactly, so the overlap test below is exact rather than
+a heuristic: if any key lies in both scopes, one lies in a small finite candidate set, and
+we test membership with ``Scope.contains`` itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from itertools import combinations
 
-from reconciler import keyschema
+from reconciler.destinations import catalog, naming
+from reconciler.destinations.naming import Scope
 from reconciler.specs.model import Connection, SecretSync
-
-Fold = Callable[[str], str]
-WINDMILL_DEFAULT_URL = "https://app.windmill.dev"
-
-
-def _same(s: str) -> str:
-    return s
-
-
-def _akv_fold(s: str) -> str:
-    """Key Vault names: '_' is written as '-', and names compare case-insensitively."""
-    return s.replace("_", "-").lower()
-
-
-#: destination name rules applied before comparing; unsure about case -> fold (report more)
-FOLDS: Mapping[str, Fold] = {
-    "aws-secrets-manager": _same,
-    "windmill": _same,
-    "azure-key-vault": _akv_fold,
-    "azure-devops": str.lower,
-    "oci-vault": str.lower,
-}
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Keys ``base + render(schema)`` (schema None = everything under base), or one ``exact`` key.
-
-    ``base`` is a literal the destination puts in front of every key (a Windmill folder).
-    """
-
-    schema: str | None = None
-    environment: str = ""
-    base: str = ""
-    exact: str | None = None
-
-    def contains(self, key: str) -> bool:
-        if self.exact is not None:
-            return key == self.exact
-        rest = key[len(self.base) :]
-        return key.startswith(self.base) and keyschema.matches(rest, self.schema, self.environment)
-
-    def _shape(self) -> tuple[str, str] | str:
-        """(prefix, suffix) every member has, or the single member as a string."""
-        if self.exact is not None:
-            return self.exact
-        if not self.schema or not self.schema.strip():
-            return self.base, ""
-        compiled = keyschema.render(self.schema, keyschema.SECRET_KEY, self.environment)
-        parts = compiled.split(keyschema.SECRET_KEY)
-        if len(parts) == 1:
-            return self.base + parts[0]
-        return self.base + parts[0], parts[-1]
 
 
 def overlaps(a: Scope, b: Scope) -> bool:
@@ -74,16 +23,14 @@ def overlaps(a: Scope, b: Scope) -> bool:
 
     Every member of a pattern scope starts with its prefix and ends with its suffix, and any
     further characters in the middle only make membership harder (length is already met, and
-    the ``/`` rule only counts slashes). So a common key exists iff one of: longest prefix +
+    the ``/`` rules only count slashes). So a common key exists iff one of: longest prefix +
     longest suffix, or the two glued over a shared overlap, is in both.
     """
-    sa, sb = a._shape(), b._shape()
-    if isinstance(sa, str) and isinstance(sb, str):
-        return sa == sb
-    if isinstance(sa, str):
-        return b.contains(sa)
-    if isinstance(sb, str):
-        return a.contains(sb)
+    sa, sb = a.shape(), b.shape()
+    if isinstance(sa, frozenset):
+        return any(b.contains(k) for k in sa)
+    if isinstance(sb, frozenset):
+        return any(a.contains(k) for k in sb)
     (pa, xa), (pb, xb) = sa, sb
     if not (pa.startswith(pb) or pb.startswith(pa)) or not (xa.endswith(xb) or xb.endswith(xa)):
         return False
@@ -92,46 +39,15 @@ def overlaps(a: Scope, b: Scope) -> bool:
     return any(a.contains(k) and b.contains(k) for k in candidates)
 
 
-def _url(value: object, default: str = "") -> str:
-    return str(value or default).strip().rstrip("/").lower()
-
-
 def target(sync: SecretSync, connection: Connection | None) -> tuple[str, ...]:
     """What a sync writes into; syncs with different targets can never collide."""
-    cfg = sync.destination_config
-    d = sync.destination
-    if d == "aws-secrets-manager":
-        return (d, sync.connection, str(cfg.get("region", "")))
-    if d == "azure-key-vault":
-        return (d, _url(cfg.get("vaultBaseUrl")))
-    if d == "oci-vault":
-        return (d, str(cfg.get("vaultOcid", "")))
-    if d == "azure-devops":
-        return (d, str(cfg.get("devopsProjectId", "")).lower())
-    if d == "windmill":
-        # the folder path is part of the key, not the target: a sync on f/a/ lists f/a/b/ too
-        instance = _url(connection.settings.get("instanceUrl") if connection else None, WINDMILL_DEFAULT_URL)
-        return (d, instance, str(cfg.get("workspace", "")).strip().lower())
-    return (d, sync.connection)
+    return catalog.default()[sync.destination].identity(sync.view(connection))
 
 
-def scopes(sync: SecretSync) -> tuple[Scope, ...]:
-    """The sync's scope in destination names (after the destination's name rules)."""
-    fold = FOLDS.get(sync.destination, str.lower)
-    cfg = sync.destination_config
-    env = fold(sync.environment)
-    schema = keyschema.transform(sync.key_schema, fold)
-    many = cfg.get("mappingBehavior") == "many-to-one"
-    if sync.destination == "aws-secrets-manager" and many:
-        name = keyschema.render(sync.key_schema, str(cfg["secretName"]), sync.environment)
-        return (Scope(exact=fold(name)),)
-    if sync.destination == "azure-key-vault" and many:
-        # whether the schema renames the single secret is the destination's choice: claim both
-        name = str(cfg["secretName"])
-        names = {fold(name), fold(keyschema.render(sync.key_schema, name, sync.environment))}
-        return tuple(Scope(exact=n) for n in sorted(names))
-    base = str(cfg.get("path", "")) if sync.destination == "windmill" else ""
-    return (Scope(schema=schema, environment=env, base=base),)
+def scope(sync: SecretSync, connection: Connection | None = None) -> Scope:
+    """The sync's scope in destination names, folded as the destination compares them."""
+    desc = catalog.default()[sync.destination]
+    return naming.scope(desc, sync.view(connection), fold=True)
 
 
 def find_overlaps(
@@ -143,23 +59,13 @@ def find_overlaps(
         by_target.setdefault(target(s, connections.get(s.connection)), []).append(s)
     pairs: list[tuple[str, str]] = []
     for group in by_target.values():
-        for a, b in combinations(sorted(group, key=lambda s: s.name), 2):
-            if any(overlaps(x, y) for x in scopes(a) for y in scopes(b)):
+        ordered = sorted(group, key=lambda s: s.name)
+        computed = {s.name: scope(s, connections.get(s.connection)) for s in ordered}
+        for a, b in combinations(ordered, 2):
+            if overlaps(computed[a.name], computed[b.name]):
                 pairs.append((a.name, b.name))
     return pairs
 
 
-def describe_target(sync: SecretSync) -> str:
-    cfg = sync.destination_config
-    d = sync.destination
-    if d == "aws-secrets-manager":
-        return f"AWS Secrets Manager region {cfg.get('region')} of connection '{sync.connection}'"
-    if d == "azure-key-vault":
-        return f"Key Vault {cfg.get('vaultBaseUrl')}"
-    if d == "oci-vault":
-        return f"OCI vault {cfg.get('vaultOcid')}"
-    if d == "azure-devops":
-        return f"Azure DevOps project {cfg.get('devopsProjectId')}"
-    if d == "windmill":
-        return f"Windmill workspace {cfg.get('workspace')}"
-    return d
+def describe_target(sync: SecretSync, connection: Connection | None = None) -> str:
+    return catalog.default()[sync.destination].describe(sync.view(connection))

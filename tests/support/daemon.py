@@ -52,7 +52,7 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str
 
 class DaemonHarness:
     def __init__(self, ws: Workspace, *, loader: Any = None, notifier: Notifier | None = None,
-                 **overrides: Any) -> None:
+                 sources: Any = None, destinations: Any = None, **overrides: Any) -> None:
         self.ws = ws
         self.logs = ThreadSafeBuffer()
         configure("json", "debug", stream=self.logs)
@@ -63,6 +63,10 @@ class DaemonHarness:
         kwargs: dict[str, Any] = {"notifier": notifier or Notifier(""), "rand": lambda: 0.5}
         if loader is not None:
             kwargs["loader"] = loader
+        if sources is not None:
+            kwargs["sources"] = sources
+        if destinations is not None:
+            kwargs["destinations"] = destinations
         self.daemon = Daemon(self.config, **kwargs)
         self.code: int | None = None
         self.error: BaseException | None = None

@@ -1,8 +1,8 @@
-"""An in-memory destination and the engine's bookkeeping around it, for planner property tests.
+"""A model destination for planner property tests.
 
 ``apply_plan`` executes a plan the way a strict destination would (AWS semantics: no
 write to a key scheduled for deletion, no create over an existing name) and records the
-inventory the engine would keep. ``observe`` is the engine's listing step: it trusts the
+inventory with the engine's own bookkeeping. ``observe`` is the engine's listing step: it trusts the
 inventory's fingerprint when the version marker has not moved.
 """
 
@@ -17,6 +17,7 @@ from typing import NamedTuple, TypeVar
 from reconciler.model import (
     Action,
     Change,
+    ChangeResult,
     DesiredEntry,
     Fingerprinter,
     InventoryEntry,
@@ -26,6 +27,7 @@ from reconciler.model import (
     SecretValue,
     SourceSecret,
 )
+from reconciler.planning.inventory import after_apply
 from reconciler.planning.vouch import vouch_all
 
 _versions = itertools.count(1)
@@ -93,7 +95,8 @@ def _execute(
         return None
     if c.action is Action.UPDATE:
         new = dataclasses.replace(o, properties=_props(o.properties, c), owner=sync)
-        if c.value_changed:
+        unchanged = c.compare_first and c.value is not None and o.fingerprint == fingerprint(c.value)
+        if c.value_changed and not unchanged:
             if c.value is None:
                 raise SimulationError(f"update without a value {c.key!r}")
             new = dataclasses.replace(new, fingerprint=fingerprint(c.value), version=f"sim-{next(_versions)}")
@@ -107,54 +110,19 @@ def apply_plan(
     plan: Plan,
     fingerprint: Callable[[SecretValue], str],
     *,
-    desired: Mapping[str, DesiredEntry] | None = None,
     inventory: Mapping[str, InventoryEntry] | None = None,
     soft_delete: bool = False,
 ) -> Applied:
-    """Execute ``plan.changes`` (never ``plan.drift``) and record what the engine would.
-
-    Inventory rules: a write records the desired fingerprint, the new version and the
-    desired properties; a properties-only update vouches for the version only when the
-    value was already the desired one (withheld value drift stays visible); RESTORE keeps
-    the existing entry (it writes nothing) or records no fingerprint; DELETE forgets the
-    key; in-sync desired keys nobody touched are adopted; inventory keys neither desired
-    nor listed are dropped.
-    """
-    desired = desired or {}
-    inv = dict(inventory or {})
-    before = dict(observed)
+    """Execute ``plan.changes`` (never ``plan.drift``); the inventory afterwards is the
+    engine's own pure bookkeeping (:func:`reconciler.planning.inventory.after_apply`)."""
     dest = dict(observed)
+    results: list[ChangeResult] = []
     writes = 0
     for c in plan.changes:
-        prev = dest.get(c.key)
         version = _execute(dest, c, fingerprint, plan.sync, soft_delete)
         writes += 1
-        d = desired.get(c.key)
-        props = d.properties if d else MappingProxyType({})
-        if c.action is Action.DELETE:
-            inv.pop(c.key, None)
-        elif c.action is Action.RESTORE:
-            # a restore writes nothing: what we last wrote stays the baseline
-            if c.key not in inv:
-                inv[c.key] = InventoryEntry(c.key, None, version, props)
-        elif c.action is Action.UPDATE and not c.value_changed:
-            old = inv.get(c.key)
-            if prev is not None and prev.fingerprint == c.fingerprint:
-                inv[c.key] = InventoryEntry(c.key, c.fingerprint, version, props)
-            elif old is not None:
-                inv[c.key] = dataclasses.replace(old, properties=props)
-        else:
-            inv[c.key] = InventoryEntry(c.key, c.fingerprint, version, props)
-    touched = {c.key for c in plan.changes} | {c.key for c in plan.drift}
-    for key, d in desired.items():
-        o = before.get(key)
-        if key in touched or o is None or o.lifecycle is not Lifecycle.ACTIVE:
-            continue
-        if o.fingerprint == d.fingerprint and o.version is not None:
-            inv[key] = InventoryEntry(key, d.fingerprint, o.version, d.properties)
-    for key in [k for k in inv if k not in desired and k not in before]:
-        del inv[key]
-    return Applied(dest, inv, writes)
+        results.append(ChangeResult(c, True, version=version))
+    return Applied(dest, after_apply(inventory or {}, plan, results), writes)
 
 
 # -- builders for planner tests ------------------------------------------------------------------

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from reconciler import calls
-from reconciler.destinations import azure_rules, errors
-from reconciler.destinations.base import ConnectionInfo
+from reconciler.destinations import errors
+from reconciler.destinations.azure_key_vault import rules as azure_rules
+from reconciler.destinations.contract import ConnectionInfo
 from reconciler.logging import get_logger
 
 if TYPE_CHECKING:
@@ -217,13 +218,13 @@ def from_exception(exc: BaseException, op: str, key: str | None) -> errors.Desti
         return errors.AuthError(f"{op} failed: no token from Microsoft Entra: {name}{detail}", key=key, code=name)
     if isinstance(exc, ax.ServiceRequestError | ax.ServiceResponseError):
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-            return errors.ConfigError(f"{op} failed: the vault's TLS certificate is not trusted "
+            return errors.Permanent(f"{op} failed: the vault's TLS certificate is not trusted "
                                       "(a private CA needs the connection's caBundle)", key=key, code=name)
         return errors.Transient(f"{op} failed: {name} (vault unreachable or connection dropped)", key=key, code=name)
     if isinstance(exc, ax.AzureError):
         return errors.Permanent(f"{op} failed: {name}", key=key, code=name)
     if isinstance(exc, ValueError) and "challenge resource" in str(exc):
-        return errors.ConfigError(f"{op} failed: the vault's authentication challenge names another resource "
+        return errors.Permanent(f"{op} failed: the vault's authentication challenge names another resource "
                                   "than its host", key=key, code="ChallengeResourceMismatch")
     return None
 
@@ -257,7 +258,7 @@ class VaultHttp:
                 reply = self._send(method, url, body)
             except (ax.ServiceRequestError, ax.ServiceResponseError) as exc:
                 err = from_exception(exc, op, key) or errors.Transient(f"{op} failed", key=key)
-                if isinstance(err, errors.ConfigError) or attempt == self.attempts:
+                if isinstance(err, errors.Permanent) or attempt == self.attempts:
                     raise err from None
                 # ServiceRequestError: never sent; ServiceResponseError: sent, the answer was lost
                 wait, maybe_landed = None, isinstance(exc, ax.ServiceResponseError)

@@ -7,34 +7,25 @@ plus ⌈U/20⌉ BatchGetSecretValue for the U keys whose version the engine does
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from reconciler import keyschema
-from reconciler.destinations import aws_client, aws_rules, bundle, errors
-from reconciler.destinations.aws_rules import DEFAULT_KMS, normalize_kms_key
-from reconciler.destinations.base import Capabilities, ConnectionInfo, DesiredSpec, Scope, Target, apply_by_key
-from reconciler.model import (
-    OWNER_TAG,
-    OWNER_VALUE,
-    SYNC_TAG,
-    Action,
-    Change,
-    ChangeResult,
-    Lifecycle,
-    ObservedEntry,
-    SecretValue,
-    SourceSecret,
-    frozen_map,
-)
+from reconciler.destinations import bundle, errors
+from reconciler.destinations.aws import client as aws_client
+from reconciler.destinations.aws import rules as aws_rules
+from reconciler.destinations.aws.rules import DEFAULT_KMS, normalize_kms_key
+from reconciler.destinations.catalog import SyncView
+from reconciler.destinations.contract import ConnectionInfo, Scope, apply_by_key
+from reconciler.model import SYNC_TAG, Action, Change, ChangeResult, Lifecycle, ObservedEntry, SecretValue, frozen_map
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_secretsmanager.type_defs import TagTypeDef
 
-__all__ = ["AwsSecretsManager", "normalize_kms_key"]
+__all__ = ["AwsSecretsManager"]
 
 BATCH_SIZE = 20  # BatchGetSecretValue SecretIdList maximum
 PAGE_SIZE = 100  # ListSecrets MaxResults maximum
@@ -42,23 +33,16 @@ SCHEDULED_MSG = "name is scheduled for deletion; the next plan restores it"
 
 
 class AwsSecretsManager:
-    """One sync's view of one region's Secrets Manager."""
+    """A session on one region's Secrets Manager for one sync."""
 
-    kind = "aws-secrets-manager"
-    capabilities = Capabilities(
-        can_import=True, values_readable=True, tags=True, allows_empty=False,
-        max_value_bytes=aws_rules.MAX_VALUE_BYTES,
-    )
-
-    def __init__(self, target: Target, connection: ConnectionInfo) -> None:
-        self._target = target
-        cfg, opts = target.destination_config, target.sync_options
-        region = cfg.get("region") or connection.settings.get("region")
+    def __init__(self, view: SyncView, connection: ConnectionInfo) -> None:
+        self._view = view
+        opts = view.sync_options
+        region = aws_rules.region(view)
         if not region:
             raise errors.ConfigError("no AWS region: set destinationConfig.region or the connection's region")
-        self._many = cfg.get("mappingBehavior", "one-to-one") == "many-to-one"
+        self._many = view.many_to_one
         self._configured_kms = str(opts["keyId"]) if opts.get("keyId") else None
-        self._kms = normalize_kms_key(self._configured_kms)
         window = opts.get("recoveryWindowInDays", 30)
         if isinstance(window, bool) or not isinstance(window, int) or not 7 <= window <= 30:
             raise errors.ConfigError("recoveryWindowInDays must be a whole number of days from 7 to 30")
@@ -67,111 +51,25 @@ class AwsSecretsManager:
         self._workers = workers if isinstance(workers, int) and not isinstance(workers, bool) and workers > 0 else 8
         #: AWSCURRENT version per name from the last listing: seeds update tokens
         self._current: dict[str, str | None] = {}
-        #: keys restored in this apply whose value was not known when planned
-        self._restored: set[str] = set()
-        self._client: SecretsManagerClient = aws_client.make_client(connection, str(region), target.sync)
+        self._client: SecretsManagerClient = aws_client.make_client(connection, region, view.sync)
 
     @property
     def client(self) -> SecretsManagerClient:
         """The boto3 client (tests hook its event system to inject faults)."""
         return self._client
 
-    # -- names and scope -------------------------------------------------------------------
-
-    def _many_name(self) -> str | None:
-        name = self._target.destination_config.get("secretName")
-        if not name:
-            return None
-        return keyschema.render(self._target.key_schema, str(name), self._target.environment)
-
-    def scope(self) -> Scope:
-        env = self._target.environment
-        if self._many:
-            name = self._many_name()
-            # key_schema None: exactness decides; a secretName with "/" need not match the schema
-            return Scope(key_schema=None, environment=env,
-                         exact=frozenset({name} if name else ()), list_prefix=name or None)
-        schema = self._target.key_schema
-        return Scope(key_schema=schema, environment=env,
-                     list_prefix=keyschema.literal_prefix(schema, env) or None)
-
-    # -- desired state ---------------------------------------------------------------------
-
-    def _properties(self, metadata: Mapping[str, str]) -> dict[str, str]:
-        opts = self._target.sync_options
-        tags: dict[str, str] = {}
-        if not self._many and opts.get("syncSecretMetadataAsTags"):
-            tags.update(metadata)
-        tags.update(_configured_tags(opts.get("tags")))
-        tags[OWNER_TAG] = OWNER_VALUE
-        tags[SYNC_TAG] = self._target.sync
-        props = {"kms": self._kms}
-        props.update({f"tag:{k}": v for k, v in tags.items()})
-        return props
-
-    def _check(self, name: str, props: Mapping[str, str], label: str) -> list[str]:
-        problems = aws_rules.name_problems(name)
-        problems += aws_rules.tag_problems({k[4:]: v for k, v in props.items() if k.startswith("tag:")})
-        return [f"{label}: {p}" for p in problems]
-
-    def desired(self, secrets: Sequence[SourceSecret]) -> tuple[list[DesiredSpec], list[str]]:
-        """Source secrets rendered into AWS names; problems come back as messages.
-
-        A name ending in "-" + 6 characters (AWS's ARN-suffix shape) is not a problem here:
-        the ambiguity only bites partial-ARN lookups and we always address secrets by full
-        name. The engine turns every message into a blocking plan error, so it is not
-        reported (``aws_rules.ambiguous_suffix`` is there for a future warnings channel).
-        """
-        env, schema = self._target.environment, self._target.key_schema
-        if self._many:
-            return self._desired_many(secrets)
-        found: list[str] = []
-        by_name: dict[str, list[SourceSecret]] = {}
-        for s in secrets:
-            by_name.setdefault(keyschema.render(schema, s.key, env), []).append(s)
-        out: list[DesiredSpec] = []
-        for name, group in by_name.items():
-            if len(group) > 1:
-                keys = ", ".join(sorted(s.key for s in group))
-                found.append(f"{name}: source keys {keys} all render to this AWS name")
-                continue
-            s = group[0]
-            props = self._properties(s.metadata)
-            problems = self._check(name, props, s.key)
-            if problems:
-                found += problems
-                continue
-            out.append(DesiredSpec(key=name, value=s.value, properties=frozen_map(props),
-                                   source_keys=(s.key,)))
-        return out, found
-
-    def _desired_many(self, secrets: Sequence[SourceSecret]) -> tuple[list[DesiredSpec], list[str]]:
-        name = self._many_name()
-        if not name:
-            return [], ["destinationConfig.secretName is required for many-to-one"]
-        if not secrets:
-            return [], []
-        props = self._properties({})
-        problems = self._check(name, props, name)
-        if problems:
-            return [], problems
-        body = bundle.canonical_json({s.key: s.value.reveal() for s in secrets})
-        return [DesiredSpec(key=name, value=SecretValue(body), properties=frozen_map(props),
-                            source_keys=tuple(s.key for s in secrets))], []
-
     # -- observation -----------------------------------------------------------------------
 
-    def list_entries(self) -> list[ObservedEntry]:
+    def list(self, scope: Scope) -> builtins.list[ObservedEntry]:
         """ListSecrets pages (scheduled deletions included so they can be restored)."""
-        scope = self.scope()
         if scope.exact is not None and not scope.exact:
-            return []  # many-to-one without a secretName: desired() reports it
+            return []  # many-to-one without a secretName: rendering reports it
         prefix = scope.list_prefix
         params: dict[str, Any] = {"MaxResults": PAGE_SIZE, "IncludePlannedDeletion": True}
         filter_prefix = aws_rules.usable_filter_prefix(prefix)
         if filter_prefix:
             params["Filters"] = [{"Key": "name", "Values": [filter_prefix]}]
-        out: list[ObservedEntry] = []
+        out: builtins.list[ObservedEntry] = []
         while True:
             page = aws_client.guarded("ListSecrets", None, lambda: self._client.list_secrets(**params))
             for item in page.get("SecretList", []):
@@ -204,7 +102,7 @@ class AwsSecretsManager:
         return ObservedEntry(key=name, version=version, lifecycle=lifecycle, owner=tags.get(SYNC_TAG),
                              properties=frozen_map(props))
 
-    def read_values(self, keys: Sequence[str]) -> dict[str, SecretValue]:
+    def read(self, keys: Sequence[str]) -> dict[str, SecretValue]:
         """BatchGetSecretValue, 20 names per call. Missing, scheduled-for-deletion and binary
         secrets are left out (their value is unknown to the planner)."""
         wanted = list(dict.fromkeys(keys))
@@ -222,21 +120,6 @@ class AwsSecretsManager:
                 name, text = item.get("Name"), item.get("SecretString")
                 if name in chunk and text is not None:
                     out[name] = SecretValue(bundle.canonicalize(text) if self._many else text)
-        return out
-
-    def importable(self, values: Mapping[str, SecretValue]) -> dict[str, SecretValue]:
-        """Destination values keyed by source key. Names whose source key would be invalid
-        (upstream #5366 failed the whole import on them) are skipped, not fatal."""
-        if self._many:
-            name = self._many_name()
-            v = values.get(name) if name else None
-            return {k: SecretValue(x) for k, x in bundle.scalars(v.reveal()).items()} if v else {}
-        schema, env = self._target.key_schema, self._target.environment
-        out: dict[str, SecretValue] = {}
-        for name, value in values.items():
-            key = keyschema.strip(name, schema, env)
-            if key and aws_rules.importable_key(key):
-                out[key] = value
         return out
 
     # -- apply -----------------------------------------------------------------------------
@@ -261,7 +144,6 @@ class AwsSecretsManager:
             return ChangeResult(change=change, ok=True)
         if change.action is Action.RESTORE:
             self._call("RestoreSecret", key, lambda: self._client.restore_secret(SecretId=key))
-            self._restored.add(key)
             return ChangeResult(change=change, ok=True)
         raise errors.Permanent(f"unsupported action {change.action.value}", key=key)
 
@@ -300,7 +182,7 @@ class AwsSecretsManager:
                  else aws_rules.random_token())
         params: dict[str, Any] = {
             "Name": key, "SecretString": value, "ClientRequestToken": token,
-            "Description": f"Managed by reconciler (sync {self._target.sync})",
+            "Description": f"Managed by reconciler (sync {self._view.sync})",
         }
         kms = props.get("kms", DEFAULT_KMS)
         if normalize_kms_key(kms) != DEFAULT_KMS:
@@ -334,10 +216,9 @@ class AwsSecretsManager:
         key, props = change.key, change.set_properties
         kms = props.get("kms") or (DEFAULT_KMS if "kms" in change.unset_properties else None)
         version: str | None = None
-        if change.value_changed and key in self._restored:
-            # the restored value was unknown when planned: compare before writing, so undoing
-            # a delete never makes a new version of an unchanged value (one read, once)
-            self._restored.discard(key)
+        if change.value_changed and change.compare_first:
+            # planned so: the restored value was unknown when planned; undoing a delete never
+            # makes a new version of an unchanged value (one read)
             current = self._call("GetSecretValue", key, lambda: self._client.get_secret_value(SecretId=key))
             if change.value is not None and current.get("SecretString") == change.value.reveal():
                 change = dataclasses.replace(change, value_changed=False)
@@ -382,16 +263,6 @@ class AwsSecretsManager:
         """The client is shared across runs (aws_client caches it), so it stays open."""
 
 
-def _tag_list(props: Mapping[str, str]) -> list[TagTypeDef]:
+def _tag_list(props: Mapping[str, str]) -> builtins.list[TagTypeDef]:
     return [{"Key": k[4:], "Value": v} for k, v in props.items() if k.startswith("tag:")]
 
-
-def _configured_tags(raw: Any) -> dict[str, str]:
-    """syncOptions.tags as written in specs: [{key, value}] (a plain mapping is accepted)."""
-    if isinstance(raw, Mapping):
-        return {str(k): str(v) for k, v in raw.items()}
-    out: dict[str, str] = {}
-    for item in raw or ():
-        if isinstance(item, Mapping) and "key" in item:
-            out[str(item["key"])] = str(item.get("value", ""))
-    return out

@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from typing import Final
 from urllib.parse import urlsplit
 
+from reconciler.destinations.catalog import NameRule, SyncView
+from reconciler.model import OWNER_TAG, OWNER_VALUE, SYNC_TAG
+
 MAX_VALUE_BYTES: Final = 25 * 1024
 MAX_TAGS: Final = 15
 MAX_TAG_TEXT: Final = 256
@@ -50,15 +53,6 @@ def to_vault_name(name: str) -> str:
 def fold(name: str) -> str:
     """Key Vault names compare case-insensitively."""
     return name.lower()
-
-
-def name_problem(name: str) -> str | None:
-    """Why Key Vault would refuse this secret name (None when it is fine)."""
-    if _NAME.match(name):
-        return None
-    if not name or len(name) > MAX_NAME:
-        return f"Key Vault secret name {name[:140]!r} must be 1-{MAX_NAME} characters long"
-    return f"Key Vault secret name {name!r} may only contain letters, digits and '-'"
 
 
 def tag_problems(tags: Mapping[str, str]) -> list[str]:
@@ -114,6 +108,28 @@ def name_from_id(secret_id: str) -> str | None:
     return None
 
 
+# -- what the descriptor declares ----------------------------------------------------------
+
+NAMES: Final = NameRule(pattern=re.compile(r"[0-9a-zA-Z-]"), max_length=MAX_NAME, rename=to_vault_name,
+                        case_insensitive=True, noun="Key Vault secret name",
+                        charset="letters, digits and '-' ('_' is written as '-')")
 
 
+def vault_url(view: SyncView) -> str:
+    return str(view.destination_config.get("vaultBaseUrl") or "").strip().rstrip("/")
 
+
+def target(view: SyncView) -> tuple[str, ...]:
+    return (vault_url(view).lower(),)
+
+
+def describe(view: SyncView) -> str:
+    return f"Key Vault {vault_url(view)}"
+
+
+def properties(view: SyncView, _metadata: Mapping[str, str]) -> dict[str, str]:
+    return {f"tag:{OWNER_TAG}": OWNER_VALUE, f"tag:{SYNC_TAG}": view.sync}
+
+
+def property_problems(props: Mapping[str, str]) -> list[str]:
+    return tag_problems({k[4:]: v for k, v in props.items() if k.startswith("tag:")})

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from reconciler import calls
 from reconciler.destinations import errors
-from reconciler.destinations.base import ConnectionInfo
+from reconciler.destinations.contract import ConnectionInfo
 
 if TYPE_CHECKING:
     import boto3
@@ -229,7 +229,7 @@ def translate(exc: BaseException, op: str, key: str | None = None) -> errors.Des
     if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
         return errors.AuthError(f"{op} failed: no usable AWS credentials ({name})", key=key, code=name)
     if isinstance(exc, bx.NoRegionError):
-        return errors.ConfigError(f"{op} failed: no AWS region configured", key=key, code=name)
+        return errors.Permanent(f"{op} failed: no AWS region configured", key=key, code=name)
     if isinstance(exc, bx.ParamValidationError):
         return errors.Permanent(f"{op} failed: request refused by client-side validation", key=key, code=name)
     return errors.Permanent(f"{op} failed: {name}", key=key, code=name)

@@ -1,0 +1,111 @@
+"""The session contract every destination implements, and the plain data it is opened with.
+
+The engine decides *which* values to read and the planner *what* to write; a session only
+lists, reads the values it is asked for, and executes changes. Naming lives in
+:mod:`reconciler.destinations.naming`, everything else a destination declares in its
+:class:`~reconciler.destinations.catalog.Descriptor`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from reconciler.destinations.errors import DestinationError
+from reconciler.destinations.naming import Scope
+from reconciler.model import Change, ChangeResult, ObservedEntry, SecretValue
+
+__all__ = ["ConnectionInfo", "Scope", "Session", "apply_by_key"]
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """A Connection with its credential references resolved (secret fields as SecretValue)."""
+
+    name: str
+    app: str
+    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    method: str | None = None
+    credentials: Mapping[str, str | SecretValue] = field(default_factory=lambda: MappingProxyType({}))
+
+    def secret(self, name: str) -> str | None:
+        v = self.credentials.get(name)
+        if v is None:
+            return None
+        return v.reveal() if isinstance(v, SecretValue) else v
+
+
+class Session(Protocol):
+    """An open connection to one destination for one sync (ESO's provider contract).
+
+    The engine lists, asks for the values it needs, and hands over the planned changes; the
+    session decides nothing. Opened by ``Descriptor.open(view, connection)``.
+    """
+
+    def list(self, scope: Scope) -> list[ObservedEntry]:
+        """Every entry that may be in ``scope`` (all pages), with version marker, lifecycle,
+        ownership marker and properties. Entries outside the scope may be included (the
+        planner ignores them); pending-deletion entries of ``scope.wanted`` names are."""
+        ...
+
+    def read(self, keys: Sequence[str]) -> dict[str, SecretValue]:
+        """Current values of these keys (only those asked for; unreadable ones left out)."""
+        ...
+
+    def apply(self, changes: Sequence[Change], on_result: Callable[[ChangeResult], None]) -> None:
+        """Execute the changes as planned, reporting each result as it lands (so an
+        interrupted apply still records what was written). A batched destination may write
+        them all at once and then report each."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def apply_by_key(
+    changes: Sequence[Change],
+    apply_one: Callable[[Change], ChangeResult],
+    on_result: Callable[[ChangeResult], None],
+    *,
+    workers: int = 1,
+) -> None:
+    """Run changes with bounded concurrency across keys, in plan order within one key
+    (a RESTORE lands before its UPDATE). A DestinationError from ``apply_one`` fails that
+    change only (with the destination's Retry-After kept); the others still run.
+    ``on_result`` is always called on the calling thread, so the engine's state writes
+    never race."""
+
+    def attempt(change: Change) -> ChangeResult:
+        try:
+            return apply_one(change)
+        except DestinationError as exc:
+            return ChangeResult(change, False, error=str(exc), retry_after=exc.retry_after)
+
+    groups: dict[str, list[Change]] = {}
+    for change in changes:
+        groups.setdefault(change.key, []).append(change)
+
+    def run(group: list[Change]) -> list[ChangeResult]:
+        results = []
+        for change in group:
+            result = attempt(change)
+            results.append(result)
+            if not result.ok:  # a failed RESTORE makes the UPDATE behind it pointless
+                results.extend(ChangeResult(c, False, error="skipped: an earlier step for this key failed")
+                               for c in group[len(results):])
+                break
+        return results
+
+    if workers <= 1 or len(groups) <= 1:
+        for group in groups.values():
+            for result in run(group):
+                on_result(result)
+        return
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
+        futures = [pool.submit(run, group) for group in groups.values()]
+        for future in as_completed(futures):
+            for result in future.result():
+                on_result(result)
