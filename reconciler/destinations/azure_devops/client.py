@@ -31,6 +31,7 @@ import httpx
 
 from reconciler import calls
 from reconciler.destinations import errors
+from reconciler.model import SecretValue
 
 KIND: Final = "azure-devops"
 API_VERSION: Final = "7.1"
@@ -39,8 +40,7 @@ DEVOPS_SCOPE: Final = "499b84ac-1321-427f-aa17-267ca6975798/.default"
 RETRYABLE: Final = frozenset({408, 429, 500, 502, 503, 504})
 BACKOFF: Final = 0.5
 BACKOFF_CAP: Final = 8.0
-MICROSOFT_AUTHORITIES: Final = ("login.microsoftonline.com", "login.microsoftonline.us",
-                                 "login.partner.microsoftonline.cn")
+DEFAULT_AUTHORITY: Final = "https://login.microsoftonline.com"
 PAT_SCOPE_HINT: Final = "the PAT needs the scope Variable Groups: Read, create & manage"
 
 
@@ -106,48 +106,54 @@ def from_status(reply: Reply, op: str) -> errors.DestinationError:
 
 
 class _Entra:
-    """A bearer token for the Azure DevOps resource from azure-identity's ClientSecretCredential
-    (its token cache renews it); shared per connection within a process."""
+    """A bearer token for the Azure DevOps resource by the OAuth client-credentials grant on
+    Microsoft Entra (``{authority}/{tenant}/oauth2/v2.0/token``), over httpx like the rest:
+    the azure SDKs stay the Key Vault destination's. Tokens are shared per identity within a
+    process and renewed a little before they expire."""
 
-    _cache: dict[str, Any] = {}
+    _tokens: dict[tuple[str, str, str, str], tuple[SecretValue, float]] = {}
     _lock = threading.Lock()
 
     def __init__(self, settings: Mapping[str, Any], tenant: str, client: str, secret: str) -> None:
-        key = "\x1f".join([str(settings.get("authorityHost") or ""), str(settings.get("caBundle") or ""),
-                           tenant, client, hashlib.sha256(secret.encode()).hexdigest()])
-        with self._lock:
-            cred = self._cache.get(key)
-            if cred is None:
-                cred = self._cache[key] = self._new(settings, tenant, client, secret)
-        self._credential = cred
-
-    @staticmethod
-    def _new(settings: Mapping[str, Any], tenant: str, client: str, secret: str) -> Any:
-        try:
-            from azure.identity import ClientSecretCredential
-        except ImportError:
-            raise errors.ConfigError("credentials method 'client-secret' needs azure-identity "
-                                     "(pip install 'reconciler[azure]')") from None
-        kw: dict[str, Any] = {}
-        authority = settings.get("authorityHost")
-        if authority:
-            kw["authority"] = str(authority)
-            if urlsplit(str(authority)).hostname not in MICROSOFT_AUTHORITIES:
-                kw["disable_instance_discovery"] = True  # else msal asks login.microsoftonline.com
-        if settings.get("caBundle"):
-            kw["connection_verify"] = str(settings["caBundle"])
-        return ClientSecretCredential(tenant, client, secret, **kw)
+        authority = str(settings.get("authorityHost") or DEFAULT_AUTHORITY).rstrip("/")
+        self._url = f"{authority}/{quote(tenant, safe='')}/oauth2/v2.0/token"
+        self._form = {"grant_type": "client_credentials", "client_id": client, "client_secret": secret,
+                      "scope": DEVOPS_SCOPE}
+        self._key = (authority, tenant, client, hashlib.sha256(secret.encode()).hexdigest())
+        ca = settings.get("caBundle")
+        self._verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca else True
 
     def header(self) -> str:
-        from azure.core.exceptions import ClientAuthenticationError
+        with self._lock:
+            hit = self._tokens.get(self._key)
+        if hit is not None and time.monotonic() < hit[1]:
+            return "Bearer " + hit[0].reveal()
+        token, expires_in = self._request()
+        renew = time.monotonic() + max(0.0, expires_in - min(300.0, expires_in * 0.2))
+        with self._lock:
+            self._tokens[self._key] = (token, renew)
+        return "Bearer " + token.reveal()
 
+    def _request(self) -> tuple[SecretValue, float]:
         try:
-            return "Bearer " + str(self._credential.get_token(DEVOPS_SCOPE).token)
-        except ClientAuthenticationError as exc:
-            code = re.search(r"AADSTS\d+", str(exc))
-            raise errors.AuthError("no token from Microsoft Entra for Azure DevOps"
-                                   + (f" ({code.group(0)})" if code else ""), code=code.group(0) if code else None
-                                   ) from None
+            response = httpx.post(self._url, data=self._form, verify=self._verify, timeout=30.0,
+                                  headers={"accept": "application/json"})
+            calls.record(KIND, "entra-token", "ok" if response.status_code < 400 else str(response.status_code))
+        except httpx.TransportError as exc:
+            calls.record(KIND, "entra-token", "connection-error")
+            raise errors.Transient(f"no token from Microsoft Entra: {type(exc).__name__}",
+                                   code=type(exc).__name__) from None
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if response.status_code != 200 or not isinstance(data, dict) or not data.get("access_token"):
+            aadsts = re.search(r"AADSTS\d+", str(data.get("error_description", "")) if isinstance(data, dict) else "")
+            code = aadsts.group(0) if aadsts else None
+            raise errors.AuthError(f"no token from Microsoft Entra for Azure DevOps (HTTP {response.status_code}"
+                                   + (f" {code}" if code else "") + "); check tenantId, clientId and clientSecret",
+                                   code=code)
+        return SecretValue(str(data["access_token"])), float(data.get("expires_in") or 3600)
 
 
 def authorization(method: str | None, secret: Callable[[str], str | None],
