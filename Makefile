@@ -30,6 +30,7 @@ demo: venv
 bench: venv
 	$(BIN)/python benchmarks/bench_aws.py
 	$(BIN)/python benchmarks/bench_azure.py
+	$(BIN)/python benchmarks/bench_azure_devops.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
