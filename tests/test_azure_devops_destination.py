@@ -52,7 +52,7 @@ def test_one_write_for_many_changes_and_every_change_reported(azure_devops: Azur
     azure_devops.clear()
     results = _apply(d, _set("A", "a", Action.CREATE), _set("KEEP2", "b", Action.CREATE),
                      Change(Action.DELETE, "OLD"))
-    assert azure_devops.count("PUT", GROUPS) == 1 and azure_devops.count() == 1
+    assert azure_devops.count("PUT", GROUPS) == 1 and azure_devops.count() == 2, "read afresh, then one write"
     assert [r.ok for r in results] == [True, True, True]
     assert results[0].version == results[1].version and results[0].version.startswith("by:")  # type: ignore[union-attr]
     assert results[2].version is None
@@ -108,7 +108,7 @@ def test_a_missing_group_with_only_deletes_writes_nothing(azure_devops: AzureDev
     d = _dest(azure_devops, variableGroupName="elsewhere")
     assert d.session.list(d.scope()) == []
     assert [r.ok for r in _apply(d, Change(Action.DELETE, "A"))] == [True]
-    assert azure_devops.count() == 1
+    assert azure_devops.count() == azure_devops.count("GET") == 2, "listed, read again, nothing written"
 
 
 def test_a_bad_organization_url_or_project_id_is_a_config_error(azure_devops: AzureDevOpsEmulator) -> None:
@@ -118,3 +118,32 @@ def test_a_bad_organization_url_or_project_id_is_a_config_error(azure_devops: Az
                           credentials={"token": SecretValue(ADO_PAT)})
     with pytest.raises(errors.ConfigError):
         Dest("azure-devops", view(config={"devopsProjectId": ADO_PROJECT_ID}), conn)
+
+
+def test_two_syncs_writing_one_group_at_once_lose_nothing(azure_devops: AzureDevOpsEmulator) -> None:
+    """The daemon runs syncs in parallel; two on one group (disjoint scopes) must not undo
+    each other with full-replace PUTs built from the same read."""
+    import threading
+
+    ado_add(azure_devops, "dev", {"FOREIGN": "f"})
+    a, b = _dest(azure_devops), _dest(azure_devops)
+    a.session.list(a.scope())
+    b.session.list(b.scope())
+    azure_devops.inject(Fault("GET", delay=0.2, times=2))  # both reads before either write, unless serialised
+    threads = [threading.Thread(target=_apply, args=(d, _set(k, v, Action.CREATE)))
+               for d, k, v in ((a, "A_ONE", "1"), (b, "B_ONE", "2"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    g = azure_devops.org.group_named(ADO_PROJECT_ID, "dev")
+    assert g is not None and set(g.variables) == {"FOREIGN", "A_ONE", "B_ONE"}
+
+
+def test_a_pending_only_ask_costs_nothing(azure_devops: AzureDevOpsEmulator) -> None:
+    from reconciler.destinations.naming import Scope
+
+    azure_devops.clear()
+    d = _dest(azure_devops)
+    assert d.session.list(Scope(exact=frozenset({"A"}), wanted=frozenset({"A"}), pending_only=True)) == []
+    assert azure_devops.count() == 0

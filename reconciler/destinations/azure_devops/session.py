@@ -1,9 +1,9 @@
 """Azure DevOps destination: one variable group of one project per sync.
 
 Cost: a no-op reconcile is one GET (the project's groups filtered by name); an apply with
-changes adds exactly one write -- a full-replace PUT of the group (a POST when it does not
-exist yet, a DELETE when nothing would remain: a group cannot be empty). Upstream PUTs the
-whole group on every sync.
+changes reads the group again, right before writing it under a per-group lock, and makes
+exactly one write -- a full-replace PUT (a POST when it does not exist yet, a DELETE when
+nothing would remain: a group cannot be empty). Upstream PUTs the whole group every sync.
 
 Values are write-only: the service returns ``null`` for a secret. So a variable's version
 marker says who last wrote the group: ``by:<identity>``. Every write of ours leaves our own
@@ -17,6 +17,7 @@ the very identity reconciler uses (see docs/destinations/azure-devops.md).
 from __future__ import annotations
 
 import builtins
+import threading
 from collections.abc import Callable, Sequence
 
 from reconciler.destinations import errors
@@ -29,6 +30,18 @@ from reconciler.errors import ReconcilerError
 from reconciler.model import Action, Change, ChangeResult, ObservedEntry, SecretValue
 
 __all__ = ["AzureDevOpsVariableGroup"]
+
+
+#: one writer per variable group in this process: two syncs on one group (disjoint scopes)
+#: run concurrently in the daemon, and a full-replace PUT built from a stale read would
+#: silently undo the other's write (the service has no ETag)
+_GROUP_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
+_GUARD = threading.Lock()
+
+
+def _group_lock(key: tuple[str, str, str]) -> threading.Lock:
+    with _GUARD:
+        return _GROUP_LOCKS.setdefault(key, threading.Lock())
 
 
 def marker(group: Group, secret: bool = True) -> str:
@@ -49,11 +62,10 @@ class AzureDevOpsVariableGroup:
         self._description = f"Secrets synced by reconciler (sync {view.sync})"
         settings = connection.settings
         ca = settings.get("caBundle")
-        self._client = DevOpsClient(organization_url(settings), authorization(connection.method, connection.secret,
-                                                                               settings),
+        org = organization_url(settings)
+        self._client = DevOpsClient(org, authorization(connection.method, connection.secret, settings),
                                     ca_bundle=str(ca) if ca else None)
-        self._group: Group | None = None
-        self._listed = False
+        self._lock = _group_lock((org.lower(), self._project_id.lower(), self._group_name.lower()))
 
     @property
     def client(self) -> DevOpsClient:
@@ -61,10 +73,12 @@ class AzureDevOpsVariableGroup:
 
     # -- observation -----------------------------------------------------------------------
     def list(self, scope: Scope) -> builtins.list[ObservedEntry]:
-        """Every variable of the group (the planner keeps those in scope); one request."""
-        self._group = self._fetch()
-        self._listed = True
-        group = self._group
+        """Every variable of the group (the planner keeps those in scope); one request.
+        Nothing in a variable group is ever pending deletion, so a ``pending_only`` ask is
+        answered without one."""
+        if scope.pending_only:
+            return []
+        group = self._fetch()
         if group is None:
             return []
         return [ObservedEntry(key=v.name, version=marker(group, v.secret)) for v in group.variables.values()]
@@ -107,26 +121,29 @@ class AzureDevOpsVariableGroup:
             on_result(ChangeResult(c, True, version=None if c.action is Action.DELETE else version))
 
     def _write(self, writes: dict[str, SecretValue], deletes: builtins.list[str]) -> str | None:
-        group = self._group if self._listed else self._fetch()
+        """Read the group afresh and write it, holding the group's lock: what goes back is
+        what is there now, not what the plan saw (another sync may have written since)."""
+        with self._lock:
+            return self._write_locked(self._fetch(), writes, deletes)
+
+    def _write_locked(self, group: Group | None, writes: dict[str, SecretValue],
+                      deletes: builtins.list[str]) -> str | None:
         ref = project_ref(self._group_name, self._description, self._project_id, self._project_name)
         if group is None:
             if not writes:
                 return None  # nothing to create, and the deletes are gone already
             created = self._client.add_group(body(self._group_name, self._description, merged(None, writes, []),
                                                   [ref]), self._project_id)
-            self._group = Group.parse(created)
-            return marker(self._group)
+            return marker(Group.parse(created))
         variables = merged(group, writes, deletes)
         if not variables:
             # a group cannot be empty; everything left in it was ours: delete it wherever it is shared
             projects = [str((r.get("projectReference") or {}).get("id") or "") for r in group.project_refs]
             self._client.delete_group(group.id, ",".join(p for p in projects if p) or self._project_id)
-            self._group = None
             return None
         updated = self._client.update_group(group.id, body(group.name, group.description, variables,
                                                            group.project_refs or [ref], group.type))
-        self._group = Group.parse(updated)
-        return marker(self._group)
+        return marker(Group.parse(updated))
 
     def close(self) -> None:
         self._client.close()
