@@ -262,3 +262,26 @@ def test_throttled_write_waits_and_lands_once(ado_ws: AzureDevOpsWorkspace) -> N
     assert r.code == 0, str(r)
     assert emu.count("PUT", GROUPS) == 2 and _value(emu, "APP_A") == C2
     assert ado_ws.leaks() == []
+
+
+def test_two_syncs_on_one_group_share_it(ado_ws: AzureDevOpsWorkspace) -> None:
+    """Disjoint scopes on one group: one listing for both, each writes its own, neither undoes
+    the other, and the next plan of both is empty."""
+    emu = ado_ws.emu
+    ado_ws.write_spec("app.yaml", [ado_ws.sync("api"), ado_ws.sync(
+        "web", secretPath="/web", syncOptions={"keySchema": "WEB_{{secretKey}}"})])
+    ado_ws.set_secrets({"A": C1})
+    ado_ws.set_secrets({"A": C2}, path="/web")
+    assert ado_ws.run("validate").code == 0
+    assert ado_ws.run("apply").code == 0
+    assert _value(emu, "APP_A") == C1 and _value(emu, "WEB_A") == C2
+    emu.clear()
+    calls.reset()
+    r = ado_ws.run("plan", "--detailed-exitcode")
+    assert r.code == 0, str(r)
+    assert calls.by_call(KIND) == {"list-groups": 1}, "one listing for both syncs"
+    ado_ws.set_secrets({"A": C3}, path="/web")
+    assert ado_ws.run("apply").code == 0
+    assert _value(emu, "APP_A") == C1 and _value(emu, "WEB_A") == C3
+    assert ado_ws.run("plan", "--detailed-exitcode").code == 0
+    assert ado_ws.leaks() == []
