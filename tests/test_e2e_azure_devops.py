@@ -285,3 +285,28 @@ def test_two_syncs_on_one_group_share_it(ado_ws: AzureDevOpsWorkspace) -> None:
     assert _value(emu, "APP_A") == C1 and _value(emu, "WEB_A") == C3
     assert ado_ws.run("plan", "--detailed-exitcode").code == 0
     assert ado_ws.leaks() == []
+
+
+def test_an_entra_application_instead_of_a_pat(ado_ws: AzureDevOpsWorkspace, azure_idp_server: Any,
+                                              azure_ca_file: Any, monkeypatch: Any) -> None:
+    from tests.emulators.azure_devops import SERVICE_PRINCIPAL
+    from tests.emulators.azure_keyvault import DEFAULT_TENANT
+    from tests.fixtures_azure import AZ_CLIENT_ID, AZ_CLIENT_SECRET, AZ_SECRET_ENV
+    from tests.fixtures_azure_devops import ado_connection_doc
+
+    emu = ado_ws.emu
+    emu.token_check = azure_idp_server.issued
+    monkeypatch.setenv(AZ_SECRET_ENV, AZ_CLIENT_SECRET)
+    ado_ws.write_spec("connections.yaml", [
+        {"kind": "Connection", "name": "local", "app": "file", "path": "../secrets.yaml"},
+        ado_connection_doc(emu, authorityHost=azure_idp_server.url, caBundle=str(azure_ca_file),
+                           credentials={"method": "client-secret", "tenantId": DEFAULT_TENANT,
+                                        "clientId": AZ_CLIENT_ID, "clientSecret": {"env": AZ_SECRET_ENV}}),
+    ])
+    ado_ws.write_spec("app.yaml", [ado_ws.sync()])
+    ado_ws.set_secrets({"A": C1})
+    r = ado_ws.run("apply")
+    assert r.code == 0, str(r)
+    assert _group(emu).modified_by.id == SERVICE_PRINCIPAL.id and _value(emu, "APP_A") == C1
+    assert ado_ws.run("plan", "--detailed-exitcode").code == 0
+    assert ado_ws.leaks() == [] and AZ_CLIENT_SECRET not in "".join(ado_ws.outputs)
