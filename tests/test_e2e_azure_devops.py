@@ -6,6 +6,7 @@ Microsoft's own client."""
 from __future__ import annotations
 
 import json
+import shutil
 from typing import Any
 
 from reconciler import calls
@@ -108,6 +109,15 @@ def test_noop_costs_one_read_and_no_write(ado_ws: AzureDevOpsWorkspace) -> None:
     assert r.code == 0, str(r)
     assert calls.by_call(KIND) == {"list-groups": 1}, calls.snapshot()
     assert emu.count() == emu.count("GET") == 1, "the emulator agrees: one authorised request"
+
+    # losing state costs one rewrite (values cannot be compared), never correctness
+    shutil.rmtree(ado_ws.state)
+    plan = _plan(ado_ws)
+    assert len(_steps(plan)) == n and all(a == "update" for a, _ in _steps(plan))
+    emu.clear()
+    assert ado_ws.run("apply").code == 0
+    assert _writes(emu) == {"PUT": 1}
+    assert ado_ws.run("plan", "--detailed-exitcode").code == 0
 
 
 def test_a_partial_change_is_one_put_and_the_next_plan_is_empty(ado_ws: AzureDevOpsWorkspace) -> None:
