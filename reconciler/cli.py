@@ -19,8 +19,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from reconciler import __version__
-from reconciler.logging import configure as configure_logging
-from reconciler.logging import get_logger
+
+
+def get_logger(**bound: Any) -> Any:
+    """structlog, imported only once a command runs: ``--help`` and argument errors need none."""
+    from reconciler.logging import get_logger as _get
+
+    return _get(**bound)
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXIT_INTERRUPTED = 130
@@ -399,6 +404,8 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quiet_default = "warning" if args.command in ("validate", "plan", "status") else "info"
+    from reconciler.logging import configure as configure_logging
+
     configure_logging(args.log_format or ("json" if args.command == "run" else "console"),
                       args.log_level or quiet_default)
     try:
