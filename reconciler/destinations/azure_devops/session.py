@@ -39,6 +39,9 @@ _GROUP_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
 _GUARD = threading.Lock()
 
 
+_WRITES = frozenset({Action.CREATE, Action.UPDATE, Action.DELETE})
+
+
 def _group_lock(key: tuple[str, str, str]) -> threading.Lock:
     with _GUARD:
         return _GROUP_LOCKS.setdefault(key, threading.Lock())
@@ -102,9 +105,9 @@ class AzureDevOpsVariableGroup:
     def apply(self, changes: Sequence[Change], on_result: Callable[[ChangeResult], None]) -> None:
         """All changes in one write of the group, then every change reported with the
         group's new marker (or the one error, for each)."""
-        todo = [c for c in changes if c.action in (Action.CREATE, Action.UPDATE, Action.DELETE)]
+        todo = [c for c in changes if c.action in _WRITES]
         for c in changes:
-            if c not in todo and c.action is not Action.IMPORT:  # imports go to the source
+            if c.action not in _WRITES and c.action is not Action.IMPORT:  # imports go to the source
                 on_result(ChangeResult(c, False, error=f"{c.action.value} is not something Azure DevOps has"))
         if not todo:
             return
