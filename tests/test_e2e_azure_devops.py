@@ -148,7 +148,8 @@ def test_an_edit_by_someone_else_is_rewritten_once(ado_ws: AzureDevOpsWorkspace)
     plan = _plan(ado_ws, "--detailed-exitcode")
     assert calls.by_call(KIND) == {"list-groups": 1}, "nothing to read: values are write-only"
     assert _steps(plan) == [("update", "APP_A"), ("update", "APP_B")]
-    assert all("outside reconciler" in c["reason"] for c in plan["syncs"][0]["changes"])
+    assert all(c["reason"] == "values cannot be compared: the group changed outside reconciler"
+               for c in plan["syncs"][0]["changes"])
     emu.clear()
     assert ado_ws.run("apply").code == 0
     assert _writes(emu) == {"PUT": 1}
@@ -212,6 +213,19 @@ def test_import_is_refused_at_validation(ado_ws: AzureDevOpsWorkspace) -> None:
     ado_ws.write_spec("app.yaml", [ado_ws.sync(syncOptions={"initialSyncBehavior": "import-prioritize-source"})])
     r = ado_ws.run("validate")
     assert r.code == 1 and "initialSyncBehavior" in r.out + r.err, str(r)
+
+
+def test_reconciler_import_is_refused_and_deletes_nothing(ado_ws: AzureDevOpsWorkspace) -> None:
+    """Before: `reconciler import` imported nothing, then synced and deleted what the user
+    meant to import."""
+    emu = ado_ws.emu
+    ado_add(emu, "dev", {"APP_THEIRS": "keep-me"}, {})
+    ado_ws.write_spec("app.yaml", [ado_ws.sync()])
+    ado_ws.set_secrets({"A": C1})
+    emu.clear()
+    r = ado_ws.run("import", "app")
+    assert r.code == 1 and "Azure DevOps cannot import" in r.out, str(r)
+    assert _writes(emu) == {} and "APP_THEIRS" in _group(emu).variables
 
 
 def test_a_project_name_where_the_id_belongs_is_a_spec_error(ado_ws: AzureDevOpsWorkspace) -> None:

@@ -238,7 +238,14 @@ class Reconciler:
 
     # -- import / remove -----------------------------------------------------------------------
     def import_sync(self, sync: SecretSync, priority: str) -> Outcome:
-        """The seeds' "import secrets" action: destination -> source, then a normal sync."""
+        """The seeds' "import secrets" action: destination -> source, then a normal sync.
+        A destination whose values cannot be read back has nothing to import: refused before
+        anything runs (the sync that follows an import would otherwise delete what the user
+        meant to import)."""
+        desc = self.destinations.get(sync.destination)
+        if desc is not None and not desc.capabilities.can_import:
+            return Outcome(sync.name, sync.destination,
+                           error=f"{desc.label} cannot import: its values cannot be read back; nothing was done")
         return self.apply_sync(sync, import_priority=priority, job="import")
 
     def remove_sync(self, sync: SecretSync) -> Outcome:

@@ -42,6 +42,7 @@ def options_for(desc: Descriptor, view: SyncView, *, disable_deletion: bool = Fa
         max_deletes=max_deletes, drift=drift, source_empty=source_empty, allows_empty=caps.allows_empty,
         max_value_bytes=caps.max_value_bytes, destination_label=desc.label,
         property_names=desc.property_names, property_problems=desc.property_problems,
+        unreadable_drift=None if caps.values_readable else desc.unreadable_drift,
     )
 
 

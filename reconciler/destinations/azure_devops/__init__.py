@@ -21,4 +21,5 @@ DESCRIPTOR = Descriptor(
     session="reconciler.destinations.azure_devops.session:AzureDevOpsVariableGroup",
     rules=rules.spec_findings,
     default_method="pat",
+    unreadable_drift="the group changed outside reconciler",
 )
