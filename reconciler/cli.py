@@ -72,9 +72,17 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("dir", nargs="?", default=None, help=dir_help)
         c.add_argument("--sync", action="append", default=[], metavar="NAME", help="only this sync (repeatable)")
         if name == "plan":
-            c.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+            c.add_argument("--json", action="store_true", help="print the plan as one JSON object (= --format json)")
+            c.add_argument("--format", choices=("text", "json", "markdown"), default=None,
+                           help="text (default), json, or markdown for pull-request comments")
             c.add_argument("--detailed-exitcode", action="store_true",
                            help="exit 2 when changes are pending (0 none, 1 error)")
+            c.add_argument("--out", type=Path, default=None, metavar="FILE",
+                           help="also save the plan (no values; authenticated with the state's key) "
+                                "for `apply --plan FILE`")
+        else:
+            c.add_argument("--plan", type=Path, default=None, dest="plan_file", metavar="FILE",
+                           help="apply exactly this saved plan; refused whole (exit 1) if it is stale")
 
     s = sub.add_parser("status", parents=[common], help="last result per sync")
     s.add_argument("--json", action="store_true")
@@ -155,14 +163,30 @@ def _state(args: argparse.Namespace, *, readonly: bool) -> Any:
     return StateStore(args.state_dir or default_state_dir(), readonly=readonly)
 
 
+def _target(specs: Any, sync: Any) -> str:
+    """Where a sync writes, for people (the descriptor's ``describe``); "" if it cannot say."""
+    from reconciler.specs.scopes import describe_target
+
+    try:
+        return describe_target(sync, specs.connections.get(sync.connection))
+    except Exception:  # a description is a courtesy: never the reason a plan fails
+        return ""
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from reconciler.engine.reconcile import Reconciler
     from reconciler.planning.render import PlanError, render_json, render_text
 
+    fmt = args.format or ("json" if args.json else "text")
+    if args.json and fmt != "json":
+        print(f"error: --json means --format json; it cannot be combined with --format {fmt}", file=sys.stderr)
+        return EXIT_ERROR
     specs = _load(args)
     syncs, errors = _select(specs, args.sync)
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
+    if args.out is not None:  # fingerprints must be under the key `apply --plan` will use
+        _ = _state(args, readonly=False).fingerprinter
     state = _state(args, readonly=True)
     rec = Reconciler(specs, state)
     rendered: list[Any] = []
@@ -173,20 +197,45 @@ def cmd_plan(args: argparse.Namespace) -> int:
             continue
         out = rec.plan_sync(sync)
         if out.error is not None or out.plan is None:
-            rendered.append(PlanError(sync.name, sync.destination, out.error or "no plan"))
+            rendered.append(PlanError(sync.name, sync.destination, out.error or "no plan", _target(specs, sync)))
             failed = True
         else:
             rendered.append(out.plan)
             failed = failed or bool(out.plan.errors)
-    state.close()
-    if args.json:
+    if fmt == "json":
         print(json.dumps(render_json(rendered), indent=2))
+    elif fmt == "markdown":
+        from reconciler.planning.markdown import render_markdown
+
+        sys.stdout.write(render_markdown(rendered))
     else:
-        sys.stdout.write(render_text(rendered, color=_use_color(sys.stdout, args.color)))
+        sys.stdout.write(render_text(rendered, color=_use_color(sys.stdout, args.color), properties=True))
+    if args.out is not None:
+        failed = not _save_plan(args, specs, state, rendered, failed) or failed
+    state.close()
     if failed:
         return EXIT_ERROR
     pending = any(getattr(p, "has_changes", False) for p in rendered)
     return EXIT_CHANGES if (args.detailed_exitcode and pending) else EXIT_OK
+
+
+def _save_plan(args: argparse.Namespace, specs: Any, state: Any, plans: Sequence[Any], failed: bool) -> bool:
+    """Write ``--out``: only a plan without errors, and only the syncs `apply` would run."""
+    from reconciler.engine import savedplan
+
+    if failed:
+        print(f"error: the plan has errors; no plan file was written to {args.out}", file=sys.stderr)
+        return False
+    explicit = set(args.sync)
+    kept = [p for p in plans if specs.syncs[p.sync].is_auto_sync_enabled or p.sync in explicit]
+    for p in plans:
+        if not specs.syncs[p.sync].is_auto_sync_enabled and p.sync not in explicit:
+            print(f"note: {p.sync} is not in the saved plan (isAutoSyncEnabled: false; plan it with --sync)",
+                  file=sys.stderr)
+    savedplan.write(args.out, savedplan.build(kept, specs, args.sync, state.fingerprinter))
+    print(f"Saved the plan to {args.out}; apply exactly this plan with: reconciler apply --plan {args.out}",
+          file=sys.stderr)
+    return True
 
 
 def _summary(out: Any) -> str:
@@ -233,9 +282,36 @@ def _report(outcomes: Sequence[Any], verb: str) -> int:
     return code
 
 
+def _apply_saved(args: argparse.Namespace) -> int:
+    from reconciler.engine import savedplan
+    from reconciler.engine.reconcile import Reconciler
+    from reconciler.errors import ReconcilerError
+
+    if args.sync:
+        print("error: --plan applies the syncs its plan was made for; it cannot be combined with --sync",
+              file=sys.stderr)
+        return EXIT_ERROR
+    specs = _load(args)
+    if not specs.ok:
+        print(f"error: the specs are invalid; plan {args.plan_file} is stale, nothing was applied", file=sys.stderr)
+        return EXIT_ERROR
+    state = _state(args, readonly=False)
+    try:
+        saved = savedplan.read(args.plan_file, state.fingerprinter)
+        outcomes = savedplan.apply_saved(Reconciler(specs, state), saved, str(args.plan_file))
+    except ReconcilerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        state.close()
+    return _report(outcomes, "Apply")
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     from reconciler.engine.reconcile import Reconciler
 
+    if args.plan_file is not None:
+        return _apply_saved(args)
     specs = _load(args)
     syncs, errors = _select(specs, args.sync)
     for e in errors:
