@@ -84,7 +84,10 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--plan", type=Path, default=None, dest="plan_file", metavar="FILE",
                            help="apply exactly this saved plan; refused whole (exit 1) if it is stale")
 
-    s = sub.add_parser("status", parents=[common], help="last result per sync")
+    s = sub.add_parser("status", parents=[common], help="last result per sync; with DIR every sync of the specs")
+    s.add_argument("dir", nargs="?", default=None,
+                   help="spec directory: list every sync of it (also never-run and invalid ones) with its state")
+    s.add_argument("--sync", action="append", default=[], metavar="NAME", help="only this sync (with DIR)")
     s.add_argument("--json", action="store_true")
 
     i = sub.add_parser("import", parents=[common], help="import destination secrets into the source, then sync")
@@ -96,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("remove", parents=[common], help="delete this sync's secrets from the destination")
     r.add_argument("name", help="the SecretSync whose destination secrets to delete")
     r.add_argument("dir", nargs="?", default=None, help=dir_help)
+    r.add_argument("--yes", "-y", action="store_true", help="do not ask; needed when there is no terminal")
+    r.add_argument("--dry-run", action="store_true", help="only show what would be deleted")
 
     d = sub.add_parser("run", parents=[common], help="the daemon: reconcile on start, on change, on a schedule",
                        epilog="Exits 0 after SIGTERM/SIGINT (graceful stop); SIGHUP reloads every spec.")
@@ -211,31 +216,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_text(rendered, color=_use_color(sys.stdout, args.color), properties=True))
     if args.out is not None:
-        failed = not _save_plan(args, specs, state, rendered, failed) or failed
+        from reconciler.cli_saved import save_plan
+
+        failed = not save_plan(args, specs, state, rendered, failed) or failed
     state.close()
     if failed:
         return EXIT_ERROR
     pending = any(getattr(p, "has_changes", False) for p in rendered)
     return EXIT_CHANGES if (args.detailed_exitcode and pending) else EXIT_OK
-
-
-def _save_plan(args: argparse.Namespace, specs: Any, state: Any, plans: Sequence[Any], failed: bool) -> bool:
-    """Write ``--out``: only a plan without errors, and only the syncs `apply` would run."""
-    from reconciler.engine import savedplan
-
-    if failed:
-        print(f"error: the plan has errors; no plan file was written to {args.out}", file=sys.stderr)
-        return False
-    explicit = set(args.sync)
-    kept = [p for p in plans if specs.syncs[p.sync].is_auto_sync_enabled or p.sync in explicit]
-    for p in plans:
-        if not specs.syncs[p.sync].is_auto_sync_enabled and p.sync not in explicit:
-            print(f"note: {p.sync} is not in the saved plan (isAutoSyncEnabled: false; plan it with --sync)",
-                  file=sys.stderr)
-    savedplan.write(args.out, savedplan.build(kept, specs, args.sync, state.fingerprinter))
-    print(f"Saved the plan to {args.out}; apply exactly this plan with: reconciler apply --plan {args.out}",
-          file=sys.stderr)
-    return True
 
 
 def _summary(out: Any) -> str:
@@ -282,36 +270,13 @@ def _report(outcomes: Sequence[Any], verb: str) -> int:
     return code
 
 
-def _apply_saved(args: argparse.Namespace) -> int:
-    from reconciler.engine import savedplan
-    from reconciler.engine.reconcile import Reconciler
-    from reconciler.errors import ReconcilerError
-
-    if args.sync:
-        print("error: --plan applies the syncs its plan was made for; it cannot be combined with --sync",
-              file=sys.stderr)
-        return EXIT_ERROR
-    specs = _load(args)
-    if not specs.ok:
-        print(f"error: the specs are invalid; plan {args.plan_file} is stale, nothing was applied", file=sys.stderr)
-        return EXIT_ERROR
-    state = _state(args, readonly=False)
-    try:
-        saved = savedplan.read(args.plan_file, state.fingerprinter)
-        outcomes = savedplan.apply_saved(Reconciler(specs, state), saved, str(args.plan_file))
-    except ReconcilerError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    finally:
-        state.close()
-    return _report(outcomes, "Apply")
-
-
 def cmd_apply(args: argparse.Namespace) -> int:
     from reconciler.engine.reconcile import Reconciler
 
     if args.plan_file is not None:
-        return _apply_saved(args)
+        from reconciler.cli_saved import apply_saved
+
+        return apply_saved(args)
     specs = _load(args)
     syncs, errors = _select(specs, args.sync)
     for e in errors:
@@ -360,21 +325,21 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from reconciler.engine.reconcile import Reconciler
+    from reconciler.cli_remove import remove
 
-    found = _one(args)
-    if found is None:
-        return EXIT_ERROR
-    specs, sync = found
-    state = _state(args, readonly=False)
-    out = Reconciler(specs, state).remove_sync(sync)
-    state.close()
-    return _report([out], "Remove")
+    return remove(args)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from reconciler.daemon.statusfile import read_live
 
+    if args.dir is not None:
+        from reconciler.cli_status import status_of_specs
+
+        return status_of_specs(args)
+    if args.sync:
+        print("error: --sync needs the spec directory: reconciler status DIR --sync NAME", file=sys.stderr)
+        return EXIT_ERROR
     state = _state(args, readonly=True)
     rows = [s.as_dict() for s in state.all_status()]
     state.close()
