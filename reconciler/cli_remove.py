@@ -17,7 +17,11 @@ def _confirmed(count: int, target: str) -> bool | None:
         interactive = False
     if not interactive:
         return None
-    answer = input(f"Delete these {count} secret(s) from {target}? Only 'yes' is accepted: ")
+    try:
+        answer = input(f"Delete these {count} secret(s) from {target}? Only 'yes' is accepted: ")
+    except EOFError:  # the terminal closed: that is not a yes
+        print()
+        return False
     return answer.strip() == "yes"
 
 
