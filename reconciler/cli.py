@@ -8,18 +8,27 @@ Results go to stdout, logs and diagnostics to stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from reconciler import __version__
-from reconciler.logging import configure as configure_logging
-from reconciler.logging import get_logger
+
+
+def get_logger(**bound: Any) -> Any:
+    """structlog, imported only once a command runs: ``--help`` and argument errors need none."""
+    from reconciler.logging import get_logger as _get
+
+    return _get(**bound)
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_INTERRUPTED = 130
 
 
 def _default_dir() -> str:
@@ -199,8 +208,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for sync in syncs:
         if not sync.is_enabled:
             print(f"note: sync {sync.name} is disabled (isEnabled: false); not planned", file=sys.stderr)
-            continue
-        out = rec.plan_sync(sync)
+    with rec.sharing(s for s in syncs if s.is_enabled):
+        planned = [(s, rec.plan_sync(s)) for s in syncs if s.is_enabled]
+    for sync, out in planned:
         if out.error is not None or out.plan is None:
             rendered.append(PlanError(sync.name, sync.destination, out.error or "no plan", _target(specs, sync)))
             failed = True
@@ -286,15 +296,53 @@ def cmd_apply(args: argparse.Namespace) -> int:
     runnable = [s for s in syncs if s.is_enabled and (s.is_auto_sync_enabled or s.name in explicit)]
     for s in syncs:
         if s not in runnable:
+            if s.name in explicit:  # asked for by name: not applying it is a failure, not a note
+                print(f"error: sync {s.name} is disabled (isEnabled: false); nothing was done for it",
+                      file=sys.stderr)
+                errors.append(s.name)
+                continue
             why = "isEnabled: false" if not s.is_enabled else "isAutoSyncEnabled: false; use --sync to apply it"
             print(f"note: skipping {s.name} ({why})", file=sys.stderr)
+    stop = threading.Event()
     if runnable:
         state = _state(args, readonly=False)
-        rec = Reconciler(specs, state)
-        outcomes = [rec.apply_sync(s) for s in runnable]
+        rec = Reconciler(specs, state, stop=stop)
+        with _interruptible(stop), rec.sharing(runnable):
+            for s in runnable:
+                if stop.is_set():
+                    print(f"{s.name}: not started (interrupted)")
+                    continue
+                outcomes.append(rec.apply_sync(s))
         state.close()
     code = _report(outcomes, "Apply")
+    if stop.is_set():
+        print("Interrupted: the writes in flight finished and are recorded; nothing else was started.",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_ERROR if (errors or not specs.ok) else code
+
+
+@contextlib.contextmanager
+def _interruptible(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C or SIGTERM during a run that writes: start no new write, let the ones in flight
+    finish and be recorded, then exit non-zero. A second Ctrl-C stops at once."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\ninterrupt: finishing the writes in flight and starting no new ones "
+              "(press Ctrl-C again to stop at once)", file=sys.stderr)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only (tests drive the CLI from others)
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _one(args: argparse.Namespace) -> tuple[Any, Any] | None:
@@ -319,9 +367,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         behaviour = sync.initial_sync_behavior
         priority = "destination" if behaviour == "import-prioritize-destination" else "source"
     state = _state(args, readonly=False)
-    out = Reconciler(specs, state).import_sync(sync, priority)
+    stop = threading.Event()
+    with _interruptible(stop):
+        out = Reconciler(specs, state, stop=stop).import_sync(sync, priority)
     state.close()
-    return _report([out], "Import")
+    return EXIT_INTERRUPTED if stop.is_set() else _report([out], "Import")
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -392,6 +442,8 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quiet_default = "warning" if args.command in ("validate", "plan", "status") else "info"
+    from reconciler.logging import configure as configure_logging
+
     configure_logging(args.log_format or ("json" if args.command == "run" else "console"),
                       args.log_level or quiet_default)
     try:

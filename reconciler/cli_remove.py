@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from reconciler.cli import EXIT_ERROR, EXIT_OK, _one, _report, _state, _use_color
+from reconciler.cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, _interruptible, _one, _report, _state, _use_color
 
 
 def _confirmed(count: int, target: str) -> bool | None:
@@ -58,10 +58,12 @@ def remove(args: argparse.Namespace) -> int:
                 print("Remove cancelled; nothing was deleted.")
                 return EXIT_ERROR
         shown = [(c.action, c.key) for c in plan.changes]
-        out = rec.remove_sync(sync, expect=lambda p: None if [(c.action, c.key) for c in p.changes] == shown
-                              else "the destination changed since it was shown; nothing was deleted "
-                                   "(run remove again to see the new list)")
-        return _report([out], "Remove")
+        with _interruptible(rec.stop):
+            out = rec.remove_sync(sync, expect=lambda p: None if [(c.action, c.key) for c in p.changes] == shown
+                                  else "the destination changed since it was shown; nothing was deleted "
+                                       "(run remove again to see the new list)")
+        code = _report([out], "Remove")
+        return EXIT_INTERRUPTED if rec.stop.is_set() else code
     finally:
         state.close()
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
-from reconciler.cli import EXIT_ERROR, _load, _report, _state
+from reconciler.cli import EXIT_ERROR, EXIT_INTERRUPTED, _interruptible, _load, _report, _state
 
 
 def save_plan(args: argparse.Namespace, specs: Any, state: Any, plans: Sequence[Any], failed: bool) -> bool:
@@ -43,15 +44,22 @@ def apply_saved(args: argparse.Namespace) -> int:
     if not specs.ok:
         print(f"error: the specs are invalid; plan {args.plan_file} is stale, nothing was applied", file=sys.stderr)
         return EXIT_ERROR
+    stop = threading.Event()
     state = _state(args, readonly=False)
     try:
         saved = savedplan.read(args.plan_file, state.fingerprinter)
-        outcomes = savedplan.apply_saved(Reconciler(specs, state), saved, str(args.plan_file))
+        with _interruptible(stop):
+            outcomes = savedplan.apply_saved(Reconciler(specs, state, stop=stop), saved, str(args.plan_file))
     except ReconcilerError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
     finally:
         state.close()
-    return _report(outcomes, "Apply")
+    code = _report(outcomes, "Apply")
+    if stop.is_set():
+        print("Interrupted: the writes in flight finished and are recorded; the rest of the plan was not "
+              "started (it is stale now: plan again).", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return code
 
 

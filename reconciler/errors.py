@@ -15,6 +15,7 @@ response body or a YAML token, so no value can reach a log, a status or a termin
     │   ├── Throttled               retryable
     │   ├── Transient               retryable
     │   └── Permanent
+    ├── DeadlineExceeded            a sync run passed its deadline while retrying (retryable)
     ├── StateError                  the state store cannot be read or written
     └── WebhookError                a webhook request is refused (unsigned, stale, malformed)
 """
@@ -46,6 +47,12 @@ class CredentialError(ConfigError):
 
 class SourceError(ReconcilerError):
     """Reading or writing a source failed."""
+
+
+class DeadlineExceeded(ReconcilerError):
+    """A sync run passed its deadline while waiting to retry: the next run tries again."""
+
+    retryable = True
 
 
 class StateError(ReconcilerError):

@@ -337,3 +337,13 @@ def test_operation_names() -> None:
     assert op("GET", "/deletedsecrets/a") == "get-deleted"
     assert op("POST", "/deletedsecrets/a/recover") == "recover"
     assert op("DELETE", "/deletedsecrets/a") == "purge"
+
+
+def test_a_200_that_is_not_a_key_vault_answer_is_an_error(make: Any, keyvault: KeyVaultEmulator) -> None:
+    """A proxy's page read as an empty answer would look like an empty vault (or a write)."""
+    from tests.emulators.httpserver import Fault
+
+    keyvault.inject(Fault(method="GET", path="/secrets", status=200, body=b"<html>proxy</html>",
+                          headers={"Content-Type": "text/html"}))
+    with pytest.raises(errors.Permanent, match=r"not a Key Vault answer \(text/html\)"):
+        make().list_entries()

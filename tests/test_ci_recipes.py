@@ -4,11 +4,12 @@ workflow parses, the plan job saves what the apply job applies, and the pre-comm
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shlex
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from reconciler.cli import _parser, main
@@ -52,10 +53,12 @@ def test_plan_job_saves_what_apply_job_applies() -> None:
     assert "fingerprint.key" in text and "RECONCILER_FINGERPRINT_KEY" in text
 
 
-def test_pre_commit_hook_runs_validate(capsys: pytest.CaptureFixture[str]) -> None:
+def test_pre_commit_hook_runs_validate() -> None:
     (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert hook["id"] == "reconciler-validate" and hook["entry"] == "reconciler validate"
     assert hook["pass_filenames"] is False and hook["language"] == "python"
     argv = [*shlex.split(hook["entry"])[1:], str(ROOT / "examples" / "syncs")]
-    assert main(argv) == 0
-    assert "Valid:" in capsys.readouterr().out
+    out, err = io.StringIO(), io.StringIO()  # never capsys: logging keeps the stream it was configured with
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert main(argv) == 0
+    assert "Valid:" in out.getvalue()

@@ -259,7 +259,7 @@ def test_failures_retry_with_backoff_and_converge(
         h = daemon()  # ready: the first reconcile ran (and failed)
         d = h.daemon
         t0 = time.time()
-        assert h.on_loop(lambda: d.attempts.get("app")) == 1
+        assert h.on_loop(lambda: d.syncs["app"].failed_attempts) == 1
         first = h.on_loop(lambda: d.schedule.next_retry("app"))
         assert first == pytest.approx(t0 + 10, abs=2), "first retry after retryInterval"
         assert h.events("retry.scheduled", sync="app")[0]["attempt"] == 1
@@ -271,14 +271,14 @@ def test_failures_retry_with_backoff_and_converge(
         h.call(d._due("app", "retry"))
         h.wait_idle()
         second = h.on_loop(lambda: d.schedule.next_retry("app"))
-        assert h.on_loop(lambda: d.attempts.get("app")) == 2
+        assert h.on_loop(lambda: d.syncs["app"].failed_attempts) == 2
         assert second == pytest.approx(time.time() + 20, abs=2), "the wait doubles"
 
         proxy.heal()
         h.call(d._due("app", "retry"))
         h.wait_idle()
         assert value(sm_client, "app/A") == C1
-        assert h.on_loop(lambda: (d.attempts.get("app"), d.schedule.next_retry("app"))) == (None, None)
+        assert h.on_loop(lambda: (d.syncs["app"].failed_attempts, d.schedule.next_retry("app"))) == (0, None)
         assert h.events("sync.recovered", sync="app")
         m = metrics(h)
         assert m[("reconciler_reconciles_total", (("result", "failure"), ("sync", "app")))] == 2

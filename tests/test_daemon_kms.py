@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from reconciler.daemon.kms import PollKey
+from reconciler.daemon.changes import PollKey
 from reconciler.model import Folder, SecretValue, SourceSecret
+from reconciler.sources import catalog
 from reconciler.sources.base import content_token
+from reconciler.sources.catalog import Polling, SourceCatalog, SourceDescriptor, WebhookError, Webhooks
 from reconciler.sources.webhook import sign
 from reconciler.specs.loader import load
 from reconciler.specs.model import Connection, CredentialRef, Location, SpecSet
@@ -69,14 +71,11 @@ def kms(monkeypatch: pytest.MonkeyPatch) -> FakeKms:
     return FakeKms()
 
 
-def sources(fake: FakeKms) -> Any:
-    """The daemon's source factory (injected): the in-memory KMS for kms connections."""
-    from reconciler.engine import connect
-
-    def open_source(conn: Connection) -> Any:
-        return FakeSource(fake) if conn.app == "kms" else connect.open_source(conn)
-
-    return open_source
+def fake_catalog(fake: FakeKms) -> SourceCatalog:
+    """The built-in catalog with the kms source opening the fake (polls and webhooks as built)."""
+    real = catalog.default().get("kms")
+    assert real is not None
+    return catalog.default().replace(dataclasses.replace(real, open=lambda _conn: FakeSource(fake)))
 
 
 def kms_loader(root: Path) -> SpecSet:
@@ -103,7 +102,7 @@ def started(tmp_path: Path, aws_endpoint: str, kms: FakeKms) -> Iterator[tuple[D
         ws.write_spec(f"{name}.yaml", [ws.sync(name, secretPath=path,
                                               syncOptions={"keySchema": f"{name}/{{{{secretKey}}}}"})])
     kms.folders = {"/one": {"K": "1"}, "/two": {"K": "2"}, "/deep/x": {"K": "d"}}
-    h = DaemonHarness(ws, loader=kms_loader, sources=sources(kms)).start()
+    h = DaemonHarness(ws, loader=kms_loader, sources=fake_catalog(kms)).start()
     sm = boto3.client("secretsmanager", endpoint_url=aws_endpoint, region_name="us-east-1")
     try:
         yield h, kms, sm
@@ -120,17 +119,17 @@ def test_poll_runs_only_the_syncs_of_a_folder_whose_token_moved(started: tuple[D
     h, kms, sm = started
     d = h.daemon
     assert val(sm, "one/K") == "1" and val(sm, "two/K") == "2" and val(sm, "deep/K") == "d"
-    keys = h.on_loop(lambda: dict(d._polls))
+    keys = h.on_loop(lambda: dict(d.polls.groups))
     one = PollKey("kms", Folder("dev", "/one", PROJECT, False))
     two = PollKey("kms", Folder("dev", "/two", PROJECT, False))
     assert keys[one] == (7.0, ["one", "one-b"]) and keys[two] == (7.0, ["two"])
     assert h.on_loop(lambda: d.schedule.polls()) == {str(k) for k in keys}, "one poll job per distinct folder"
-    wait_until(lambda: h.on_loop(lambda: len(d.poller.tokens)) == len(keys), 5, "first tokens")
+    wait_until(lambda: h.on_loop(lambda: len(d.polls.poller.tokens)) == len(keys), 5, "first tokens")
 
-    assert h.call(d.poll(one)) == [] and h.call(d.poll(two)) == [], "nothing moved"
+    assert h.call(d.polls.poll(one)) == [] and h.call(d.polls.poll(two)) == [], "nothing moved"
     kms.folders["/one"] = {"K": "1b"}
-    assert h.call(d.poll(two)) == []
-    assert h.call(d.poll(one)) == ["one", "one-b"]
+    assert h.call(d.polls.poll(two)) == []
+    assert h.call(d.polls.poll(one)) == ["one", "one-b"]
     h.wait_idle()
     assert val(sm, "one/K") == "1b" and val(sm, "one-b/K") == "1b" and val(sm, "two/K") == "2"
     assert not h.events("reconcile.started", sync="two", trigger="source-changed")
@@ -168,3 +167,57 @@ def test_signed_webhook_triggers_the_syncs_of_its_folder(started: tuple[DaemonHa
     assert _hook(h, "quiet-kms", _event("/one"))[0] == 404, "no webhookSecret: webhooks are off"
     assert h.http("GET", "/webhooks/kms/kms")[0] == 405
     assert h.events("webhook.rejected", connection="kms")
+
+
+def test_a_source_kind_the_daemon_never_heard_of_is_polled_and_takes_webhooks(
+        tmp_path: Path, aws_endpoint: str, kms: FakeKms) -> None:
+    """The daemon knows change detection only through the source catalog: a new kind, with a
+    poll interval setting and a webhook route of its own, works with no daemon change."""
+    import boto3
+
+    def verify(body: bytes, headers: Mapping[str, str], secret: SecretValue) -> Folder:
+        if headers.get("x-token") != secret.reveal():
+            raise WebhookError("bad token")
+        return Folder("dev", json.loads(body)["path"], PROJECT)
+
+    other = SourceDescriptor(app="other-vault", label="Other", open=lambda _conn: FakeSource(kms),
+                             needs_project=True, polling=Polling(default_seconds=60, setting="every"),
+                             webhooks=Webhooks(route="other", verify=verify, signed_with="hookToken"))
+    sources = SourceCatalog((*catalog.default().descriptors(), other))
+
+    def loader(root: Path) -> SpecSet:
+        specs = load(root)
+        conn = Connection(name="ov", app="other-vault", location=Location(root / "ov.yaml", 1),
+                          settings=MappingProxyType({"every": 9,
+                                                     "hookToken": CredentialRef("env", "KMS_HOOK_SECRET")}))
+        syncs = {n: dataclasses.replace(s, source="ov", project_id=PROJECT) for n, s in specs.syncs.items()}
+        return dataclasses.replace(specs, syncs=MappingProxyType(syncs),
+                                   connections=MappingProxyType({**specs.connections, "ov": conn}))
+
+    ws = Workspace(tmp_path, aws_endpoint)
+    ws.write_spec("one.yaml", [ws.sync("one", secretPath="/one", syncOptions={"keySchema": "one/{{secretKey}}"})])
+    kms.folders = {"/one": {"K": "1"}}
+    h = DaemonHarness(ws, loader=loader, sources=sources).start()
+    sm = boto3.client("secretsmanager", endpoint_url=aws_endpoint, region_name="us-east-1")
+    try:
+        d = h.daemon
+        assert val(sm, "one/K") == "1"
+        key = PollKey("ov", Folder("dev", "/one", PROJECT, False))
+        assert h.on_loop(lambda: dict(d.polls.groups)) == {key: (9.0, ["one"])}
+        wait_until(lambda: h.on_loop(lambda: key in d.polls.poller.tokens), 5, "the first token")
+        kms.folders["/one"] = {"K": "polled"}
+        assert h.call(d.polls.poll(key)) == ["one"]
+        h.wait_idle()
+        assert val(sm, "one/K") == "polled"
+
+        kms.folders["/one"] = {"K": "hooked"}
+        body = json.dumps({"path": "/one"}).encode()
+        status, out, _ = h.http("POST", "/webhooks/other/ov", body, {"x-token": HOOK_SECRET})
+        assert (status, json.loads(out)) == (202, {"triggered": ["one"]})
+        h.wait_idle()
+        assert val(sm, "one/K") == "hooked"
+        assert h.http("POST", "/webhooks/other/ov", body, {"x-token": "wrong"})[0] == 401
+        assert h.http("POST", "/webhooks/kms/ov", body, {"x-token": HOOK_SECRET})[0] == 404, "not its route"
+    finally:
+        assert h.stop() == 0
+        assert h.leaks() == []

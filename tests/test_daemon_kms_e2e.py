@@ -83,13 +83,13 @@ def test_the_kms_poll_runs_a_sync_only_when_its_folder_changed(
     kms.store.put(P, "dev", "/app", "A", C1)
     h = DaemonHarness(ws).start()
     try:
-        (key,) = h.on_loop(lambda: list(h.daemon._polls))
-        wait_until(lambda: h.on_loop(lambda: key in h.daemon.poller.tokens), 10, "the first poll's baseline")
+        (key,) = h.on_loop(lambda: list(h.daemon.polls.groups))
+        wait_until(lambda: h.on_loop(lambda: key in h.daemon.polls.poller.tokens), 10, "the first poll's baseline")
         lists = kms.count("GET")
-        assert h.call(h.daemon.poll(key)) == [], "nothing changed: no run"
+        assert h.call(h.daemon.polls.poll(key)) == [], "nothing changed: no run"
         assert kms.count("GET") == lists + 1, "a poll is one list call"
         kms.store.put(P, "dev", "/app", "A", C2)  # no webhook: only the poll can notice
-        assert h.call(h.daemon.poll(key)) == ["app"]
+        assert h.call(h.daemon.polls.poll(key)) == ["app"]
         wait_until(lambda: _value(sm_client, "app/A") == C2, 10, "the polled change in AWS")
         h.wait_idle()
         assert len(h.events("reconcile.started", sync="app")) == 2

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.engine.connect import ConnectError, open_source, webhook_secret
+from reconciler.engine.connect import open_source, webhook_secret
+from reconciler.errors import ConfigError
 from reconciler.model import Folder, SecretValue
 from reconciler.sources.errors import SourceError
 from reconciler.sources.kms import KmsSource, open_kms
@@ -247,7 +248,7 @@ def test_open_source_from_a_connection(kms: KmsEmulator, tmp_path: Path, monkeyp
     assert sync.folder == Folder("dev", "/app", P, recursive=True)
     assert conn.settings["webhookSecret"] == CredentialRef("file", str(tmp_path / "hook.secret"))
     assert webhook_secret(conn) == SecretValue(C3)
-    with pytest.raises(ConnectError, match="TEST_KMS_CLIENT_SECRET is not set"):
+    with pytest.raises(ConfigError, match="TEST_KMS_CLIENT_SECRET is not set"):
         open_source(conn)
     monkeypatch.setenv("TEST_KMS_CLIENT_SECRET", "client-secret")
     src = open_source(conn)

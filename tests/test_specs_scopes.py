@@ -8,6 +8,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler import keyschema
 from reconciler.specs.loader import load
@@ -199,3 +201,26 @@ def test_key_vault_compares_hyphenated_case_insensitive_names(tmp_path: Path) ->
                         _sync("a", "azure-key-vault", "akv", cfg, "app_{{secretKey}}"),
                         _sync("b", "azure-key-vault", "akv", cfg.replace('"}', '/"}'), "APP-{{secretKey}}"))
     assert syncs == set() and len(errs) == 2
+
+
+SCHEMA_PARTS = ["", "a", "a/", "ab", "a_", "/b", "b", "x/y"]
+
+
+@st.composite
+def _scope(draw: st.DrawFn) -> Scope:
+    if draw(st.booleans()) and draw(st.booleans()):
+        return Scope(exact=frozenset(draw(st.lists(st.sampled_from(["a", "ab", "a/b", "aXb", "b"]), min_size=1))))
+    if draw(st.integers(0, 9)) == 0:
+        return Scope(None)
+    pre, post = draw(st.sampled_from(SCHEMA_PARTS)), draw(st.sampled_from(SCHEMA_PARTS))
+    return Scope(f"{pre}{{{{secretKey}}}}{post}", "dev", folders=draw(st.booleans()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_scope(), min_size=2, max_size=8))
+def test_the_prefix_index_finds_exactly_the_pairs_a_full_comparison_finds(scopes: list[Scope]) -> None:
+    from reconciler.specs.scopes import _group_overlaps
+
+    named = {f"s{i}": sc for i, sc in enumerate(scopes)}
+    brute = {(a, b) for (a, x), (b, y) in itertools.combinations(sorted(named.items()), 2) if overlaps(x, y)}
+    assert _group_overlaps(named) == brute

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.errors import ConfigError
+
 DEFAULT_LISTEN = "127.0.0.1:9464"
 
 
-class ConfigError(ValueError):
-    pass
+__all__ = ["DEFAULT_LISTEN", "ConfigError", "DaemonConfig", "parse_listen"]
 
 
 def parse_listen(text: str) -> tuple[str, int] | None:
@@ -39,3 +40,8 @@ class DaemonConfig:
     watch_step_ms: int = 50
     watch_debounce_ms: int = 1600
     install_signals: bool = True
+    #: a long-lived part (file watcher, health monitor) that dies is restarted after
+    #: ``restart_pause`` seconds; dying more than ``max_restarts`` times a minute stops the
+    #: daemon with exit code 1
+    max_restarts: int = 5
+    restart_pause: float = 1.0

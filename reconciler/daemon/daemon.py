@@ -2,97 +2,90 @@
 
 One asyncio loop owns all decisions (what changed, what runs next, retries, health); the
 synchronous engine runs on worker threads. Triggers come from file events, APScheduler
-timers, KMS polls and webhooks, and all go through one :class:`Runner`, which is what keeps
-a sync from running twice at once.
+timers, source polls and webhooks, and all go through one :class:`Runner`, which is what
+keeps a sync from running twice at once. How a source announces change is the source
+catalog's business; the daemon only applies it (``changes.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import random
 import signal
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-import structlog
-
 from reconciler import calls
-from reconciler.daemon import statusfile
+from reconciler.daemon import changes, records, statusfile
+from reconciler.daemon.api import Api
 from reconciler.daemon.backoff import retry_delay
 from reconciler.daemon.config import DaemonConfig
-from reconciler.daemon.kms import Poller, PollKey, poll_groups
+from reconciler.daemon.execute import RunResult, execute, init_state, record_removed
 from reconciler.daemon.logs import bridge_stdlib
 from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.records import SyncRecord
 from reconciler.daemon.runner import Runner, in_thread
 from reconciler.daemon.schedule import Schedule
 from reconciler.daemon.specdiff import merge
+from reconciler.daemon.supervisor import Supervisor
 from reconciler.daemon.systemd import Notifier, watchdog_interval
 from reconciler.daemon.watcher import Watcher
 from reconciler.destinations.catalog import Catalog
-from reconciler.engine.connect import open_source
-from reconciler.engine.outcome import Outcome
-from reconciler.engine.reconcile import Reconciler, SourceFactory
 from reconciler.logging import get_logger
+from reconciler.sources import catalog
+from reconciler.sources.catalog import SourceCatalog
 from reconciler.specs.loader import load as load_specs
 from reconciler.specs.model import SecretSync, SpecSet
-from reconciler.state.store import StateStore
+
+__all__ = ["Daemon", "RunResult"]
 
 Loader = Callable[[Any], SpecSet]
-
-
-@dataclass(frozen=True)
-class RunResult:
-    outcome: Outcome
-    seconds: float
-    managed: int | None
-    run_id: str
+#: how often the health monitor looks at the scheduler (seconds)
+MONITOR_SECONDS = 1.0
 
 
 class Daemon:
     def __init__(self, config: DaemonConfig, *, loader: Loader = load_specs, notifier: Notifier | None = None,
                  rand: Callable[[], float] = random.random, destinations: Catalog | None = None,
-                 sources: SourceFactory = open_source) -> None:
+                 sources: SourceCatalog | None = None) -> None:
         self.config = config
         self._loader = loader
-        self._destinations = destinations
-        self._sources = sources
         self.notifier = notifier or Notifier()
         self._rand = rand
+        self.destinations = destinations
+        self.sources = sources or catalog.default()
         self.specs: SpecSet | None = None
+        self.syncs: dict[str, SyncRecord] = {}
         self.metrics = Metrics()
         self.ready = False
         self.started_at = time.time()
-        self.attempts: dict[str, int] = {}
-        self.next_attempt: dict[str, float] = {}
-        self.last: dict[str, dict[str, Any]] = {}
-        self.kept: dict[str, int] = {}
-        self.rejected: set[str] = set()
+        #: 1 when the daemon stopped because a part of it kept failing (systemd restarts it)
+        self.exit_code = 0
         self._initial: set[str] | None = None
-        self._polls: dict[PollKey, tuple[float, list[str]]] = {}
-        self.poller = Poller(sources)
         self.schedule = Schedule(self._due)
+        self.polls = changes.Polls(self.sources, self.schedule, self.trigger, self._spawn)
         self.runner = Runner(self._work, self._connection_of, workers=config.workers,
                              per_connection=config.per_connection)
         self.watcher = Watcher(self._on_files, step_ms=config.watch_step_ms, debounce_ms=config.watch_debounce_ms)
+        self.supervisor = Supervisor(self._fatal, restarts=config.max_restarts, pause=config.restart_pause)
         self.server: Any = None
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reload_lock: asyncio.Lock | None = None
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
         #: syncs still running when the stop timeout ran out (their threads are abandoned)
         self.abandoned: list[str] = []
         self.log = get_logger(component="daemon")
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def run(self) -> int:
-        """Run until asked to stop; 0 after a graceful stop."""
+        """Run until asked to stop: 0 after a graceful stop, 1 when a part of the daemon kept
+        failing (the service manager then starts a fresh one)."""
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -101,19 +94,16 @@ class Daemon:
         calls.add_listener(self.metrics.api_call)
         try:
             if self.config.listen is not None:
-                from reconciler.daemon.api import Api
-
                 self.server = await Api(self).start(*self.config.listen)
                 self.log.info("daemon.listening", address=f"{self.server.host}:{self.server.port}")
-            await in_thread(self._init_state, "state-init")
+            state_dir = self.config.state_dir
+            await in_thread(lambda: init_state(state_dir), "state-init")
             self.schedule.start()
             self._signals(install=True)
             await self.reload("startup")
             self.notifier.notify(ready=1, status=self._summary(), mainpid=os.getpid())
-            self._tasks.append(asyncio.create_task(self.watcher.run(), name="watcher"))
-            every = watchdog_interval()
-            if every is not None:
-                self._tasks.append(asyncio.create_task(self._watchdog(every), name="watchdog"))
+            self.supervisor.start("file watcher", self.watcher.run)
+            self.supervisor.start("health monitor", self._monitor)
             await self._stop.wait()
             return await self._shutdown()
         finally:
@@ -121,15 +111,6 @@ class Daemon:
             calls.remove_listener(self.metrics.api_call)
             logging.getLogger().removeHandler(bridge)
             logging.getLogger().setLevel(old_level)
-
-    def _init_state(self) -> None:
-        """Create the state directory, key and database once, before runs race to do it."""
-        state = StateStore(self.config.state_dir)
-        try:
-            _ = state.fingerprinter
-            state.drop_inventory("", [])  # opens (and so creates) the database; deletes nothing
-        finally:
-            state.close()
 
     def request_stop(self) -> None:
         """Thread-safe: begin a graceful stop."""
@@ -139,12 +120,25 @@ class Daemon:
     def request_reload(self) -> None:
         """Thread-safe: reload every spec (SIGHUP)."""
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(lambda: self._spawn(self.reload("signal")))
+            self._loop.call_soon_threadsafe(lambda: self._spawn(self.reload("signal"), "reload"))
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.append(task)
-        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+    def _fatal(self, why: str) -> None:
+        """A part of the daemon cannot be kept running: stop, and exit non-zero."""
+        self.log.critical("daemon.failed", reason=why)
+        self.exit_code = 1
+        if self._stop is not None:
+            self._stop.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> None:
+        """A one-off task; its failure is logged (never silently dropped)."""
+        task = asyncio.get_running_loop().create_task(coro, name=what)
+        self._tasks.add(task)
+        task.add_done_callback(self._reap)
+
+    def _reap(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("daemon.task_failed", task=task.get_name(), error_type=type(task.exception()).__name__)
 
     def _signals(self, *, install: bool) -> None:
         if not self.config.install_signals or self._loop is None:
@@ -158,41 +152,58 @@ class Daemon:
                     self._loop.remove_signal_handler(sig)
 
     async def _shutdown(self) -> int:
-        self.log.info("daemon.stopping", running=sorted(self.runner.running))
+        self.log.info("daemon.stopping", running=sorted(self.runner.running), exit_code=self.exit_code)
         self.notifier.notify(stopping=1, status="stopping: waiting for reconciles in progress")
+        self.supervisor.stopping()  # first: a watcher that ends now is stopping, not dying
         self.watcher.stop()
         self.schedule.shutdown()
         unfinished = self.abandoned = await self.runner.drain(self.config.shutdown_timeout)
         if unfinished:
             # abandoned on their threads; every write that landed is already in the inventory
             self.log.warning("daemon.stop_timeout", syncs=unfinished, timeout=self.config.shutdown_timeout)
-        for task in self._tasks:
+        await self.supervisor.stop()
+        for task in list(self._tasks):
             task.cancel()
-        for task in self._tasks:
+        for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self.poller.close()
+        self.polls.close()
         self._write_status(running=False)
         if self.server is not None:
             await self.server.close()
-        self.log.info("daemon.stopped", abandoned=unfinished)
-        return 0
+        self.log.info("daemon.stopped", abandoned=unfinished, exit_code=self.exit_code)
+        return self.exit_code
 
-    async def _watchdog(self, every: float) -> None:
+    async def _monitor(self) -> None:
+        """Pets systemd's watchdog while healthy; a scheduler that stopped is fatal (nothing
+        would run on time again)."""
+        every = watchdog_interval()
         while True:
-            if self.healthy()[0]:
+            if not self.schedule.running and self._stop is not None and not self._stop.is_set():
+                self._fatal("scheduler stopped")
+                return
+            if every is not None and self.healthy()[0]:
                 self.notifier.notify(watchdog=1)
-            await asyncio.sleep(every)
+            await asyncio.sleep(min(every or MONITOR_SECONDS, MONITOR_SECONDS))
 
     def healthy(self) -> tuple[bool, list[str]]:
         """The loop answers (we are running on it); the watcher and scheduler still live."""
-        problems = []
-        watcher = next((t for t in self._tasks if t.get_name() == "watcher"), None)
-        if watcher is not None and watcher.done():
-            problems.append("file watcher stopped")
+        problems = self.supervisor.problems()
         if not self.schedule.running and self._stop is not None and not self._stop.is_set():
             problems.append("scheduler stopped")
         return not problems, problems
+
+    def not_ready(self) -> str | None:
+        """Why ``/readyz`` fails: not loaded, first reconcile still running, or a part down."""
+        if self.specs is None:
+            return "specs not loaded"
+        if not self.ready:
+            return "first reconcile in progress"
+        ok, problems = self.healthy()
+        return None if ok else "; ".join(problems)
+
+    def metrics_text(self) -> bytes:
+        return self.metrics.render()
 
     # -- specs --------------------------------------------------------------------------------
     async def reload(self, reason: str) -> None:
@@ -201,98 +212,86 @@ class Daemon:
             if reason == "signal":
                 self.notifier.notify(reloading=1, monotonic_usec=int(time.monotonic() * 1_000_000))
             root = self.config.spec_dir
-            loaded = await in_thread(lambda: self._loader(root), "spec-load")
-            r = merge(self.specs, loaded)
-            self.specs = r.specs
-            for d in loaded.diagnostics:
-                (self.log.error if d.severity == "error" else self.log.warning)(
-                    "spec.diagnostic", file=str(d.file), line=d.line, path=d.path, message=d.message,
-                    severity=d.severity)
-            for name, why in r.kept.items():
-                self.log.error("spec.invalid", sync=name, diagnostics=len(why), running="last-known-good")
-            for name, why in r.rejected.items():
-                self.log.error("spec.invalid", sync=name, diagnostics=len(why), running="nothing")
-            self.kept = {n: len(d) for n, d in r.kept.items()}
-            self.rejected = set(r.rejected)
-            for name in r.removed:
-                self._forget(name)
-            for sync in r.specs.syncs.values():
-                if self.why_not(sync) is None:
-                    self.schedule.every(sync.name, sync.reconcile.interval_seconds)
-                else:
-                    self.schedule.cancel(sync.name)
-                    self.next_attempt.pop(sync.name, None)
-            self._arm_polls()
-            self.watcher.set_targets(root, [c.path for c in r.specs.connections.values()
-                                            if c.app == "file" and c.path is not None])
-            self._count_syncs()
-            self.log.info("spec.loaded", reason=reason, syncs=len(r.specs.syncs), added=list(r.added),
-                          changed=list(r.changed), removed=list(r.removed), kept=sorted(r.kept),
-                          invalid=sorted(r.rejected))
-            runnable = [n for n in (*r.added, *r.changed) if self.why_not(r.specs.syncs[n]) is None]
-            if self._initial is None:
-                self._initial = set(runnable)
-                self._check_ready()
-            for name in runnable:
-                self.runner.trigger(name, "startup" if reason == "startup" else "spec-changed")
-            self._write_status()
+            try:
+                loaded = await in_thread(lambda: self._loader(root), "spec-load")
+            except Exception as e:  # the loader's bug, or one it did not expect: keep what runs
+                self.log.error("spec.load_failed", reason=reason, error_type=type(e).__name__,
+                               running="last-known-good")
+                return
+            self._apply_specs(loaded, reason)
             if reason == "signal":
                 self.notifier.notify(ready=1, status=self._summary())
+
+    def _apply_specs(self, loaded: SpecSet, reason: str) -> None:
+        r = merge(self.specs, loaded)
+        self.specs = r.specs
+        for d in loaded.diagnostics:
+            (self.log.error if d.severity == "error" else self.log.warning)(
+                "spec.diagnostic", file=str(d.file), line=d.line, path=d.path, message=d.message,
+                severity=d.severity)
+        for group, running in ((r.kept, "last-known-good"), (r.rejected, "nothing")):
+            for name, why in group.items():
+                self.log.error("spec.invalid", sync=name, diagnostics=len(why), running=running)
+        for name in r.removed:
+            self._forget(name)
+        for name in [n for n in self.syncs if n not in r.specs.syncs and n not in r.rejected]:
+            del self.syncs[name]
+        for name in (*r.specs.syncs, *r.rejected):
+            rec = self.syncs.setdefault(name, SyncRecord())
+            rec.kept = name in r.kept
+            rec.invalid = len(r.kept.get(name) or r.rejected.get(name) or ())
+        for sync in r.specs.syncs.values():
+            if records.why_not(sync) is None:
+                self.schedule.every(sync.name, sync.reconcile.interval_seconds)
+            else:
+                self.schedule.cancel(sync.name)
+                self.syncs[sync.name].next_attempt = None
+        self.polls.arm(r.specs, [s for s in r.specs.syncs.values() if records.why_not(s) is None])
+        self.watcher.set_targets(self.config.spec_dir, changes.watched_files(r.specs, self.sources))
+        self._count_syncs()
+        self.log.info("spec.loaded", reason=reason, syncs=len(r.specs.syncs), added=list(r.added),
+                      changed=list(r.changed), removed=list(r.removed), kept=sorted(r.kept),
+                      invalid=sorted(r.rejected))
+        runnable = [n for n in (*r.added, *r.changed) if records.why_not(r.specs.syncs[n]) is None]
+        if self._initial is None:
+            self._initial = set(runnable)
+            self._check_ready()
+        for name in runnable:
+            self.runner.trigger(name, "startup" if reason == "startup" else "spec-changed")
+        self._write_status()
 
     def _forget(self, name: str) -> None:
         self.schedule.cancel(name)
         self.metrics.forget(name)
-        self.attempts.pop(name, None)
-        self.next_attempt.pop(name, None)
-        self.last.pop(name, None)
+        self.syncs.pop(name, None)
         if self._initial is not None:
             self._initial.discard(name)
             self._check_ready()
         self.log.warning("sync.removed", sync=name,
                          note="no longer reconciled; its destination secrets are left in place")
-        self._spawn(in_thread(lambda: self._record_removed(name), "record-removed"))
-
-    def _record_removed(self, name: str) -> None:
-        state = StateStore(self.config.state_dir)
-        try:
-            if state.exists() and state.status(name).syncStatus is not None:
-                state.update_status(name, lastSyncMessage=(
-                    "spec removed: no longer reconciled by the daemon; destination secrets were left in "
-                    "place (run `reconciler remove` before deleting a spec to delete them)"))
-        finally:
-            state.close()
-
-    def why_not(self, sync: SecretSync | None) -> str | None:
-        """Why the daemon does not run this sync on its own (None: it does)."""
-        if sync is None:
-            return "not defined"
-        if not sync.is_enabled:
-            return "disabled (isEnabled: false)"
-        if not sync.is_auto_sync_enabled:
-            return "manual only (isAutoSyncEnabled: false)"
-        if sync.reconcile.suspend:
-            return "suspended (reconcile.suspend: true)"
-        return None
+        state_dir = self.config.state_dir
+        self._spawn(in_thread(lambda: record_removed(state_dir, name), "record-removed"), "record-removed")
 
     def _connection_of(self, name: str) -> str | None:
         sync = self.specs.syncs.get(name) if self.specs else None
         return sync.connection if sync else None
 
+    def _states(self) -> dict[str, tuple[str, SyncRecord]]:
+        """Every sync the daemon knows, loaded or invalid: its state and record."""
+        syncs = self.specs.syncs if self.specs else {}
+        return {name: (records.state(syncs.get(name), rec), rec) for name, rec in self.syncs.items()}
+
     def _count_syncs(self) -> None:
-        assert self.specs is not None
-        counts = {"active": 0, "suspended": 0, "manual": 0, "disabled": 0, "invalid_kept": len(self.kept),
-                  "invalid": len(self.rejected)}
-        for sync in self.specs.syncs.values():
-            why = self.why_not(sync)
-            key = "active" if why is None else why.split(" ")[0]
-            counts[key] = counts.get(key, 0) + 1
+        counts = dict.fromkeys(("active", "suspended", "manual", "disabled", "invalid-kept", "invalid"), 0)
+        for state, _rec in self._states().values():
+            counts[state] = counts.get(state, 0) + 1
         for state, n in counts.items():
-            self.metrics.syncs.labels(state).set(n)
+            self.metrics.syncs.labels(state.replace("-", "_")).set(n)
 
     # -- triggers -----------------------------------------------------------------------------
     def trigger(self, name: str, reason: str) -> bool:
         sync = self.specs.syncs.get(name) if self.specs else None
-        why = self.why_not(sync)
+        why = records.why_not(sync)
         if why is not None:
             self.log.info("reconcile.skipped", sync=name, trigger=reason, reason=why)
             return False
@@ -300,112 +299,60 @@ class Daemon:
 
     async def _due(self, name: str, reason: str) -> None:
         """An APScheduler job fired."""
-        if reason == "retry":
-            self.next_attempt.pop(name, None)
+        if reason == "retry" and name in self.syncs:
+            self.syncs[name].next_attempt = None
         self.trigger(name, reason)
 
     async def _on_files(self, paths: set[str]) -> None:
         sources = {p for p in paths if self.watcher.is_source(p)}
         if any(p not in sources for p in paths):
             await self.reload("spec-changed")
-        if not sources or self.specs is None:
-            return
-        real = {os.path.realpath(p) for p in sources}
-        for sync in self.specs.syncs.values():
-            conn = self.specs.connections.get(sync.source)
-            if conn is not None and conn.app == "file" and conn.path is not None \
-                    and os.path.realpath(conn.path) in real:
-                self.trigger(sync.name, "source-changed")
+        if sources and self.specs is not None:
+            for name in changes.file_readers(self.specs, self.sources, sources):
+                self.trigger(name, "source-changed")
 
-    def _arm_polls(self) -> None:
-        assert self.specs is not None
-        active = [s for s in self.specs.syncs.values() if self.why_not(s) is None]
-        self._polls = poll_groups(self.specs, active)
-        keep = {str(k) for k in self._polls}
-        for stale in self.schedule.polls() - keep:
-            self.schedule.cancel_poll(stale)
-        self.poller.forget(self._polls)
-        for key, (seconds, _names) in self._polls.items():
-            fresh = key not in self.poller.tokens
-            self.schedule.poll(str(key), seconds, functools.partial(self.poll, key))
-            if fresh:
-                self._spawn(self.poll(key))
-
-    async def poll(self, key: PollKey) -> list[str]:
-        """Check one folder's change token; trigger its syncs when it moved. Returns them."""
-        group = self._polls.get(key)
-        conn = self.specs.connections.get(key.connection) if self.specs else None
-        if group is None or conn is None:
-            return []
-        async with self.poller.lock(conn.name):
-            try:
-                token = await in_thread(lambda: self.poller.token(conn, key.folder), f"poll-{conn.name}")
-            except Exception as e:
-                from reconciler.engine.connect import ConnectError
-                from reconciler.sources.errors import SourceError
-
-                detail = str(e) if isinstance(e, SourceError | ConnectError) else type(e).__name__
-                self.log.warning("poll.failed", connection=conn.name, environment=key.folder.environment,
-                                 secret_path=key.folder.secret_path, error=detail)
-                return []
-        if not self.poller.changed(key, token):
-            return []
-        names = [n for n in group[1] if self.trigger(n, "source-changed")]
-        self.log.info("source.changed", connection=conn.name, environment=key.folder.environment,
-                      secret_path=key.folder.secret_path, syncs=names)
-        return names
+    def webhook(self, route: str, connection: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, list[str]]:
+        """A source's change announcement (``POST /webhooks/<route>/<connection>``)."""
+        got = changes.webhook(self.specs, self.sources, route, connection, body, headers)
+        if got.status != 202 or got.folder is None:
+            return got.status, []
+        names = [n for n in got.syncs if self.trigger(n, "webhook")]
+        self.log.info("webhook.received", connection=connection, environment=got.folder.environment,
+                      secret_path=got.folder.secret_path, syncs=names)
+        return 202, names
 
     # -- one run ------------------------------------------------------------------------------
     async def _work(self, name: str, reason: str) -> None:
         specs = self.specs
         sync = specs.syncs.get(name) if specs else None
-        if specs is None or sync is None or self.why_not(sync) is not None:
+        if specs is None or sync is None or records.why_not(sync) is not None:
             return
         run_id = uuid.uuid4().hex[:12]
-        result = await in_thread(lambda: self._execute(specs, sync, run_id, reason), f"sync-{name}")
+        result = await in_thread(lambda: execute(specs, sync, self.config.state_dir, run_id, reason,
+                                                 destinations=self.destinations, sources=self.sources),
+                                 f"sync-{name}")
         self._after(sync, result)
-
-    def _execute(self, specs: SpecSet, sync: SecretSync, run_id: str, reason: str) -> RunResult:
-        """Blocking, on the run's own thread; its log lines carry sync, destination, run id."""
-        with structlog.contextvars.bound_contextvars(sync=sync.name, destination=sync.destination, run_id=run_id):
-            log = get_logger()
-            log.info("reconcile.started", trigger=reason)
-            started = time.monotonic()
-            managed: int | None = None
-            state = StateStore(self.config.state_dir)
-            try:
-                out = Reconciler(specs, state, destinations=self._destinations,
-                                 sources=self._sources).apply_sync(sync)
-                managed = len(state.inventory(sync.name))
-            except Exception as e:  # a bug or a broken state store: a failed run, retried like any
-                log.error("reconcile.crashed", error_type=type(e).__name__)
-                out = Outcome(sync.name, sync.destination, error=f"internal error ({type(e).__name__})")
-            finally:
-                state.close()
-            return RunResult(out, time.monotonic() - started, managed, run_id)
 
     def _after(self, sync: SecretSync, result: RunResult) -> None:
         out, name, now = result.outcome, sync.name, time.time()
         self.metrics.observe(out, result.seconds, now, result.managed)
-        self.last[name] = {"result": "failure" if out.failed else "success", "at": now, "runId": result.run_id}
+        rec = self.syncs.setdefault(name, SyncRecord())
+        recovered = not out.failed and rec.failed_attempts > 0
+        rec.finished(out.failed, now, result.run_id)
         log = get_logger(sync=name, destination=sync.destination, run_id=result.run_id)
         current = self.specs.syncs.get(name) if self.specs else None
         if out.failed:
-            attempt = self.attempts[name] = self.attempts.get(name, 0) + 1
-            if current is not None and self.why_not(current) is None and self.runner.accepting:
-                delay = retry_delay(attempt, current.reconcile.retry_interval_seconds,
-                                    current.reconcile.interval_seconds, getattr(out, "retry_after", None),
-                                    self._rand)
-                when = self.schedule.retry_in(name, delay)
-                self.next_attempt[name] = when
-                log.warning("retry.scheduled", attempt=attempt, delay=round(delay, 3),
-                            next_attempt=statusfile.iso(when), retry_after=getattr(out, "retry_after", None))
+            if current is not None and records.why_not(current) is None and self.runner.accepting:
+                delay = retry_delay(rec.failed_attempts, current.reconcile.retry_interval_seconds,
+                                    current.reconcile.interval_seconds, out.retry_after, self._rand)
+                rec.next_attempt = self.schedule.retry_in(name, delay)
+                log.warning("retry.scheduled", attempt=rec.failed_attempts, delay=round(delay, 3),
+                            next_attempt=statusfile.iso(rec.next_attempt), retry_after=out.retry_after)
         else:
-            if self.attempts.pop(name, None):
+            if recovered:
                 log.info("sync.recovered")
-            self.next_attempt.pop(name, None)
             self.schedule.cancel_retry(name)
-        log.info("reconcile.finished", result=self.last[name]["result"], seconds=round(result.seconds, 3))
+        log.info("reconcile.finished", result=rec.last_result, seconds=round(result.seconds, 3))
         if self._initial is not None:
             self._initial.discard(name)
             self._check_ready()
@@ -420,10 +367,11 @@ class Daemon:
 
     # -- status -------------------------------------------------------------------------------
     def _summary(self) -> str:
-        return statusfile.summary(self)
+        return statusfile.summary(self.syncs, len(self.specs.syncs) if self.specs else 0)
 
     def status(self, *, running: bool = True) -> dict[str, Any]:
-        return statusfile.snapshot(self, running=running)
+        return statusfile.snapshot(self._states(), self.schedule.next_run, ready=self.ready,
+                                   started_at=self.started_at, running=running)
 
     def _write_status(self, *, running: bool = True) -> None:
         try:

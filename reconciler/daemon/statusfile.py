@@ -12,12 +12,12 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from reconciler.daemon.daemon import Daemon
+from reconciler.daemon.records import SyncRecord
 
 FILE_NAME = "daemon.json"
 
@@ -65,32 +65,32 @@ def read_live(state_dir: Path) -> dict[str, Any] | None:
     return data
 
 
-def summary(d: Daemon) -> str:
+def summary(records: Mapping[str, SyncRecord], total: int) -> str:
     """systemd's STATUS= line: how many syncs, which are failing."""
-    failing = sorted(n for n, r in d.last.items() if r["result"] == "failure")
-    total = len(d.specs.syncs) if d.specs else 0
+    failing = sorted(n for n, r in records.items() if r.last_result == "failure")
     text = f"{total} sync(s), {len(failing)} failing"
     if failing:
         text += ": " + ", ".join(failing[:5]) + (" ..." if len(failing) > 5 else "")
     return text
 
 
-def snapshot(d: Daemon, *, running: bool = True) -> dict[str, Any]:
-    """What the file and ``/status`` hold: per sync, its state, next run, next retry."""
+def snapshot(rows: Mapping[str, tuple[str, SyncRecord]], next_run: Callable[[str], float | None], *,
+             ready: bool, started_at: float, running: bool = True) -> dict[str, Any]:
+    """What the file and ``/status`` hold: per sync (its state and record), its next run and
+    next retry; an invalid sync that runs nothing shows only its state."""
     syncs: dict[str, Any] = {}
-    for name, sync in (d.specs.syncs.items() if d.specs else ()):
-        why = d.why_not(sync)
-        last = d.last.get(name, {})
+    for name, (state, rec) in rows.items():
+        if state == "invalid":
+            syncs[name] = {"state": state}
+            continue
         syncs[name] = {
-            "state": "invalid-kept" if name in d.kept else ("active" if why is None else why.split(" ")[0]),
-            "nextRunAt": iso(d.schedule.next_run(name)) if running else None,
-            "nextAttemptAt": iso(d.next_attempt.get(name)) if running else None,
-            "failedAttempts": d.attempts.get(name, 0),
-            "lastResult": last.get("result"),
-            "lastRunAt": iso(last.get("at")),
-            "lastRunId": last.get("runId"),
+            "state": state,
+            "nextRunAt": iso(next_run(name)) if running else None,
+            "nextAttemptAt": iso(rec.next_attempt) if running else None,
+            "failedAttempts": rec.failed_attempts,
+            "lastResult": rec.last_result,
+            "lastRunAt": iso(rec.last_at),
+            "lastRunId": rec.last_run_id,
         }
-    for name in sorted(d.rejected):
-        syncs[name] = {"state": "invalid"}
-    return {"format_version": "1", "pid": os.getpid(), "running": running, "ready": d.ready,
-            "startedAt": iso(d.started_at), "updatedAt": iso(time.time()), "syncs": syncs}
+    return {"format_version": "1", "pid": os.getpid(), "running": running, "ready": ready,
+            "startedAt": iso(started_at), "updatedAt": iso(time.time()), "syncs": syncs}

@@ -80,12 +80,20 @@ class Watcher:
                 async for changes in awatch(*roots, watch_filter=lambda _c, p: self.wanted(p),
                                             stop_event=self._restart, step=self._step,
                                             debounce=self._debounce, recursive=True):
-                    await self._on_changes({p for _c, p in changes})
+                    await self._deliver({p for _c, p in changes})
             except (OSError, RuntimeError) as e:  # a root vanished: wait, then watch again
                 self._log.warning("watch.failed", error_type=type(e).__name__, roots=roots)
                 await self._wait_restart(1.0)
             finally:
                 self.alive = False
+
+    async def _deliver(self, paths: set[str]) -> None:
+        """One batch of events; whatever handling it fails on, the next batch is still watched
+        (one bad file must never end file watching)."""
+        try:
+            await self._on_changes(paths)
+        except Exception as e:  # the type only: a message might quote the file's bytes
+            self._log.error("watch.handler_failed", error_type=type(e).__name__, files=len(paths))
 
     async def _wait_restart(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -8,16 +8,40 @@ lists, reads the values it is asked for, and executes changes. Naming lives in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import contextvars
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from reconciler.destinations.errors import DestinationError
 from reconciler.destinations.naming import Scope
+from reconciler.errors import ReconcilerError
 from reconciler.model import Change, ChangeResult, ObservedEntry, SecretValue
 
-__all__ = ["ConnectionInfo", "Scope", "Session", "apply_by_key"]
+__all__ = ["ConnectionInfo", "Scope", "Session", "apply_by_key", "stopped", "stopping"]
+
+#: set by the engine around a session's apply; once the event is set, a change not yet
+#: started is reported as not started (an interrupted apply finishes what is in flight)
+_STOP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("reconciler_stop", default=None)
+NOT_STARTED = "not started: the apply was interrupted"
+
+
+@contextlib.contextmanager
+def stopping(event: threading.Event) -> Iterator[None]:
+    token = _STOP.set(event)
+    try:
+        yield
+    finally:
+        _STOP.reset(token)
+
+
+def stopped() -> bool:
+    """Whether the apply in progress was asked to stop starting writes (a batched
+    destination checks this once, before its single write)."""
+    event = _STOP.get()
+    return event is not None and event.is_set()
 
 
 @dataclass(frozen=True)
@@ -71,15 +95,17 @@ def apply_by_key(
     workers: int = 1,
 ) -> None:
     """Run changes with bounded concurrency across keys, in plan order within one key
-    (a RESTORE lands before its UPDATE). A DestinationError from ``apply_one`` fails that
+    (a RESTORE lands before its UPDATE). A ReconcilerError from ``apply_one`` fails that
     change only (with the destination's Retry-After kept); the others still run.
     ``on_result`` is always called on the calling thread, so the engine's state writes
     never race."""
 
     def attempt(change: Change) -> ChangeResult:
+        if stopped():
+            return ChangeResult(change, False, error=NOT_STARTED)
         try:
             return apply_one(change)
-        except DestinationError as exc:
+        except ReconcilerError as exc:  # a destination's refusal, or the run's deadline
             return ChangeResult(change, False, error=str(exc), retry_after=exc.retry_after)
 
     groups: dict[str, list[Change]] = {}
@@ -105,7 +131,9 @@ def apply_by_key(
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
-        futures = [pool.submit(run, group) for group in groups.values()]
+        # each worker runs in a copy of this context: the run's deadline and stop flag,
+        # and the log context, follow the work onto the pool's threads
+        futures = [pool.submit(contextvars.copy_context().run, run, group) for group in groups.values()]
         for future in as_completed(futures):
             for result in future.result():
                 on_result(result)

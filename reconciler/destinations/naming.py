@@ -30,6 +30,9 @@ class Scope:
     (many-to-one). With ``folders``, a key reaches into a sub-folder of ``base`` only when the
     schema itself contains '/'. ``wanted`` are the names the sync wants to hold: a destination
     that can find a pending-deletion entry only by its name looks those up when listing.
+    ``pending_only``: the caller already holds a listing of the target (shared by several
+    syncs) and asks only for the pending-deletion entries of ``wanted`` that a listing of
+    this destination does not show; a destination whose listing shows them returns nothing.
     """
 
     schema: str | None = None
@@ -38,6 +41,7 @@ class Scope:
     exact: frozenset[str] | None = None
     folders: bool = False
     wanted: frozenset[str] = field(default=frozenset(), compare=False)
+    pending_only: bool = field(default=False, compare=False)
 
     def contains(self, key: str) -> bool:
         if self.exact is not None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.errors import ReconcilerError
+from reconciler.logging import current_run_id
 from reconciler.model import ChangeResult, Plan
 from reconciler.specs.model import SecretSync
 from reconciler.state.store import StateStore
@@ -69,9 +69,11 @@ def message(out: Outcome) -> str | None:
 
 
 def record_status(
-    state: StateStore, sync: SecretSync, target: str | None, out: Outcome, job: str, started: float, log: Any
+    state: StateStore, sync: SecretSync, target: str | None, out: Outcome, job: str, started: float, log: Any,
+    run_id: str | None = None,
 ) -> None:
-    """Write status only when something happened or changed: a no-op run writes nothing."""
+    """Write status only when something happened or changed: a no-op run writes nothing. The
+    job id stored is the run id the run's log lines carry, so one finds the other."""
     status_f, message_f, job_f, at_f = STATUS_FIELDS[job]
     text = message(out)
     new_status = "failed" if out.failed else "succeeded"
@@ -87,7 +89,7 @@ def record_status(
         fields: dict[str, str | None] = {
             status_f: new_status,
             message_f: text,
-            job_f: uuid.uuid4().hex[:12],
+            job_f: run_id or current_run_id(),
             "destination": sync.destination,
             "target": target,
         }

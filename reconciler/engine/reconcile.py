@@ -10,20 +10,24 @@ in-memory ones, no patching.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler import deadline
 from reconciler.destinations import catalog as catalog_mod
 from reconciler.destinations import naming
 from reconciler.destinations.catalog import Catalog, Descriptor, SyncView
-from reconciler.destinations.contract import Session
+from reconciler.destinations.contract import Session, stopping
 from reconciler.engine.connect import connection_info, open_source
 from reconciler.engine.outcome import Outcome, Refused, record_status
+from reconciler.engine.sharing import Listings
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.logging import current_run_id, get_logger
 from reconciler.model import Action, ChangeResult, InventoryEntry, Plan
@@ -33,6 +37,7 @@ from reconciler.planning.options import PlanOptions
 from reconciler.planning.planner import plan_remove
 from reconciler.sources.base import Source
 from reconciler.specs.model import Connection, SecretSync, SpecSet
+from reconciler.state import locks
 from reconciler.state.store import StateStore
 
 SourceFactory = Callable[[Connection], Source]
@@ -56,12 +61,32 @@ class Reconciler:
     """Runs plan/apply/import/remove for syncs of one SpecSet against one state store."""
 
     def __init__(self, specs: SpecSet, state: StateStore, *, destinations: Catalog | None = None,
-                 sources: SourceFactory = open_source) -> None:
+                 sources: SourceFactory = open_source, stop: threading.Event | None = None,
+                 lock_wait: float = 10.0) -> None:
         self.specs = specs
         self.state = state
         self.fp = state.fingerprinter
         self.destinations = destinations or catalog_mod.default()
         self._open_source = sources
+        #: once set, no new write starts (in-flight ones finish and are recorded)
+        self.stop = stop or threading.Event()
+        self._lock_wait = lock_wait
+        self._listings = Listings()
+
+    @contextlib.contextmanager
+    def sharing(self, syncs: Iterable[SecretSync]) -> Iterator[None]:
+        """Syncs run inside share one listing per destination target (see engine/sharing.py)."""
+        members = []
+        for s in syncs:
+            desc = self.destinations.get(s.destination)
+            if desc is not None:
+                view = s.view(self.specs.connections.get(s.connection))
+                members.append((self.target_id(s), naming.scope(desc, view)))
+        self._listings.share(members)
+        try:
+            yield
+        finally:
+            self._listings.clear()
 
     # -- shared preparation ------------------------------------------------------------------
     def _connection(self, name: str) -> Connection:
@@ -105,7 +130,8 @@ class Reconciler:
         if import_priority is None and ctx.first_sync and sync.initial_sync_behavior != "overwrite-destination":
             import_priority = sync.initial_sync_behavior.removeprefix("import-prioritize-")
         importing = import_priority is not None
-        listed = ctx.session.list(naming.scope(desc, ctx.view, wanted=rendered.entries))
+        scope = naming.scope(desc, ctx.view, wanted=rendered.entries)
+        listed = self._listings.list(ctx.target_id, ctx.session, scope, desc.names.fold)
         observed = planning.observe(desc, ctx.view, listed, rendered, ctx.inventory)
         wanted = planning.reads_needed(observed, options, lambda k: importing or k in rendered.entries,
                                        force=importing)
@@ -118,15 +144,20 @@ class Reconciler:
         """Open source and destination, run ``body``, turn known failures into the outcome's
         error, and (for jobs other than a plan) record the seeds' status fields."""
         out = Outcome(sync.name, sync.destination)
-        log = get_logger(sync=sync.name, destination=sync.destination, run_id=current_run_id())
+        run_id = current_run_id()
+        log = get_logger(sync=sync.name, destination=sync.destination, run_id=run_id)
         started = time.monotonic()
         try:
-            ctx = self._context(sync)
-            try:
-                body(ctx, out, log)
-            finally:
-                ctx.session.close()
-                ctx.source.close()
+            with contextlib.ExitStack() as held:
+                if job is not None:  # a run that writes: one at a time per sync, across processes
+                    held.enter_context(locks.hold(self.state.directory, sync.name, wait=self._lock_wait))
+                held.enter_context(deadline.run(sync.reconcile.timeout_seconds))
+                ctx = self._context(sync)
+                try:
+                    body(ctx, out, log)
+                finally:
+                    ctx.session.close()
+                    ctx.source.close()
         except ReconcilerError as e:
             out.error = str(e)
             out.retry_after = e.retry_after
@@ -136,7 +167,7 @@ class Reconciler:
         waits = [w for w in (out.retry_after, *(r.retry_after for r in out.results)) if w is not None]
         out.retry_after = max(waits, default=None)
         if job is not None:
-            record_status(self.state, sync, self._safe_target(sync), out, job, started, log)
+            record_status(self.state, sync, self._safe_target(sync), out, job, started, log, run_id)
         return out
 
     def plan_sync(self, sync: SecretSync) -> Outcome:
@@ -196,7 +227,8 @@ class Reconciler:
             self._record(ctx, inv_rules.after_result(ctx.inventory, r))
 
         if changes:
-            ctx.session.apply(changes, on_result)
+            with stopping(self.stop):
+                ctx.session.apply(changes, on_result)
         self._record(ctx, inv_rules.after_plan(plan_))
 
     def _safe_target(self, sync: SecretSync) -> str | None:
@@ -247,6 +279,7 @@ class Reconciler:
                 self._record(ctx, inv_rules.after_result(ctx.inventory, r))
 
             if out.plan.changes:
-                ctx.session.apply(list(out.plan.changes), on_result)
+                with stopping(self.stop):
+                    ctx.session.apply(list(out.plan.changes), on_result)
 
         return self._run(sync, "remove", body)

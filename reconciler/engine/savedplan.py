@@ -147,11 +147,13 @@ def apply_saved(rec: Reconciler, saved: Mapping[str, Any], where: str) -> list[O
     the fresh plans (each checked once more just before it writes), else raise
     :class:`Refused` with every reason, having written nothing."""
     chosen = _chosen(rec.specs, saved, where)
+    syncs = [sync for sync, _ in chosen]
     reasons = []
-    for sync, entry in chosen:
-        out = rec.plan_sync(sync)
+    with rec.sharing(syncs):
+        planned = [(rec.plan_sync(sync), entry) for sync, entry in chosen]
+    for out, entry in planned:
         if out.error is not None or out.plan is None:
-            raise Refused(f"sync {sync.name} could not be re-planned: {out.error or 'no plan'}; "
+            raise Refused(f"sync {out.sync} could not be re-planned: {out.error or 'no plan'}; "
                           "nothing was applied")
         reason = stale_reason(entry, out.plan)
         if reason is not None:
@@ -163,4 +165,10 @@ def apply_saved(rec: Reconciler, saved: Mapping[str, Any], where: str) -> list[O
         return lambda plan: (None if (r := stale_reason(entry, plan)) is None
                              else f"plan {where} went stale while applying: {r}; this sync was not applied")
 
-    return [rec.apply_sync(sync, expect=expect(entry)) for sync, entry in chosen]
+    outcomes = []
+    with rec.sharing(syncs):
+        for sync, entry in chosen:
+            if rec.stop.is_set():  # interrupted: start no further sync
+                break
+            outcomes.append(rec.apply_sync(sync, expect=expect(entry)))
+    return outcomes

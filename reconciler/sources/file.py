@@ -18,6 +18,7 @@ import yaml
 
 from reconciler.model import SecretValue, SourceSecret, frozen_map
 from reconciler.sources.base import Folder, content_token
+from reconciler.sources.catalog import SourceConnection
 from reconciler.sources.errors import SourceError
 
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
@@ -165,3 +166,10 @@ class FileSource:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+
+def open_connection(conn: SourceConnection) -> FileSource:
+    """The catalog's opener: the file the loader resolved from the Connection's ``path``."""
+    if conn.path is None:
+        raise SourceError(f"connection {conn.name}: no path")
+    return FileSource(conn.path)

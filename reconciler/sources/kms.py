@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from reconciler.errors import ConfigError
 from reconciler.model import SecretValue, SourceSecret, frozen_map
 from reconciler.sources.base import Folder, content_token
+from reconciler.sources.catalog import SourceConnection
 from reconciler.sources.errors import SourceError
 from reconciler.sources.kms_client import DEFAULT_SITE_URL, TOKENS, KmsClient, KmsError
 
@@ -202,3 +204,13 @@ def open_kms(
     client_options.setdefault("token_cache", TOKENS)
     client = KmsClient(str(site), client_id, client_secret, ca_bundle=str(ca) if ca else None, **client_options)
     return KmsSource(client, name=name, writable=bool(settings.get("writable", True)))
+
+
+def open_connection(conn: SourceConnection) -> KmsSource:
+    """The catalog's opener: a universal-auth identity (client id and secret) on one site."""
+    client_id, client_secret = conn.credentials.get("clientId"), conn.credentials.get("clientSecret")
+    if conn.method != "universal-auth" or not isinstance(client_secret, SecretValue) or client_id is None:
+        raise ConfigError(f"connection {conn.name}: kms needs credentials.method universal-auth "
+                          "with clientId and clientSecret")
+    plain_id = client_id.reveal() if isinstance(client_id, SecretValue) else client_id
+    return open_kms(conn.name, conn.settings, plain_id, client_secret)

@@ -15,16 +15,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from reconciler.model import SecretValue
+from reconciler.errors import WebhookError
+from reconciler.model import Folder, SecretValue
+
+__all__ = ["FolderChange", "WebhookError", "changed_folder", "sign", "verify_and_parse"]
 
 SIGNATURE_HEADERS = ("x-kms-signature", "x-infisical-signature")
 #: a signed payload older (or newer) than this is a replay, not news
 TOLERANCE_SECONDS = 300.0
 MAX_BODY_BYTES = 64 * 1024
-
-
-class WebhookError(Exception):
-    """The request is not a valid, freshly signed webhook. Messages never quote the body."""
 
 
 @dataclass(frozen=True)
@@ -86,3 +85,9 @@ def verify_and_parse(
     if not all(isinstance(v, str) for v in (project_id, environment, secret_path)):
         raise WebhookError("payload does not name a project, environment and secret path")
     return FolderChange(project_id, environment, "/" + secret_path.strip("/"))
+
+
+def changed_folder(body: bytes, headers: Mapping[str, str], secret: SecretValue) -> Folder:
+    """The source catalog's view of :func:`verify_and_parse`: the folder the event names."""
+    change = verify_and_parse(body, headers, secret)
+    return Folder(change.environment, change.secret_path, change.project_id)

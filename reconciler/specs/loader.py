@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from reconciler.destinations import catalog
+from reconciler.sources import catalog as sources
 from reconciler.specs import credentials, rules, schema, scopes, values, yamlload
 from reconciler.specs.model import (
     Connection,
@@ -128,9 +129,10 @@ def _without_source_files(
     secret_files: set[str] = set()
     for d in docs:
         data = d.data
-        if (isinstance(data, dict) and data.get("kind") == "Connection" and data.get("app") == "file"
-                and isinstance(data.get("path"), str) and "\0" not in data["path"]):
-            secret_files.add(os.path.realpath(credentials.absolute(data["path"], d.file.parent)))
+        setting = _local_file(data.get("app")) if isinstance(data, dict) else None
+        if (setting is not None and data.get("kind") == "Connection"
+                and isinstance(data.get(setting), str) and "\0" not in data[setting]):
+            secret_files.add(os.path.realpath(credentials.absolute(data[setting], d.file.parent)))
     has_spec = {os.path.realpath(d.file) for d in docs
                 if isinstance(d.data, dict) and d.data.get("kind") in schema.KINDS}
     skip = secret_files - has_spec
@@ -138,6 +140,12 @@ def _without_source_files(
         [d for d in docs if os.path.realpath(d.file) not in skip],
         [g for g in diagnostics if os.path.realpath(g.file) not in skip],
     )
+
+
+def _local_file(app: object) -> str | None:
+    """The setting naming the local secrets file a source of ``app`` reads (None: no file)."""
+    kind = sources.default().get(app) if isinstance(app, str) else None
+    return kind.local_file if kind is not None else None
 
 
 def _mark_duplicates(entries: Sequence[_Entry], kind: str) -> set[str]:
@@ -187,10 +195,11 @@ def _connection(doc: Document) -> tuple[Connection, list[Diagnostic]]:
         else:
             creds[key] = str(value)
     path: Path | None = None
-    if app == "file":
-        path = Path(credentials.absolute(data["path"], base))
+    setting = _local_file(app)
+    if setting is not None:
+        path = Path(credentials.absolute(data[setting], base))
         if not path.is_file():
-            found.append(doc.diagnostic(("path",), f"secrets file {path} does not exist", "warning"))
+            found.append(doc.diagnostic((setting,), f"secrets file {path} does not exist", "warning"))
     conn = Connection(
         name=data["name"],
         app=app,
@@ -243,10 +252,11 @@ def _sync(doc: Document, source: str) -> SecretSync:
 def reconcile_options(rec: Mapping[str, Any]) -> ReconcileOptions:
     """The ``reconcile`` block, durations in seconds (input already schema-valid)."""
     default = ReconcileOptions()
-    interval, retry = rec.get("interval"), rec.get("retryInterval")
+    interval, retry, timeout = rec.get("interval"), rec.get("retryInterval"), rec.get("timeout")
     return ReconcileOptions(
         interval_seconds=values.parse_duration(interval) if interval else default.interval_seconds,
         retry_interval_seconds=values.parse_duration(retry) if retry else default.retry_interval_seconds,
+        timeout_seconds=values.parse_duration(timeout) if timeout else default.timeout_seconds,
         suspend=rec.get("suspend", default.suspend),
         drift=rec.get("drift", default.drift),
         max_deletes=values.parse_max_deletes(rec["maxDeletes"]) if "maxDeletes" in rec else None,

@@ -11,8 +11,6 @@ from typing import Any, Literal
 from reconciler.destinations.catalog import SyncView
 from reconciler.model import Folder
 
-SOURCE_APPS: tuple[str, ...] = ("kms", "file")
-
 InitialSyncBehavior = Literal[
     "overwrite-destination", "import-prioritize-source", "import-prioritize-destination"
 ]
@@ -60,6 +58,8 @@ class ReconcileOptions:
     retry_interval_seconds: float = 30.0
     suspend: bool = False
     drift: Literal["correct", "report"] = "correct"
+    #: a run that is still retrying after this long gives up (the next run tries again)
+    timeout_seconds: float = 120.0
     #: None = default guard (refuse to delete every in-scope key); else (number, is_percent)
     max_deletes: tuple[float, bool] | None = None
 

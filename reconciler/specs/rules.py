@@ -13,8 +13,9 @@ from typing import Any, Final
 
 from reconciler import keyschema
 from reconciler.destinations import catalog
+from reconciler.sources import catalog as sources
 from reconciler.specs import values
-from reconciler.specs.model import SOURCE_APPS, Diagnostic
+from reconciler.specs.model import Diagnostic
 from reconciler.specs.yamlload import Document
 
 MIN_INTERVAL: Final = 1.0
@@ -97,20 +98,21 @@ def source(
             return [], None
         ref = index.get(name)
         if ref is None:
-            candidates = [r for r in index.values() if r.app in SOURCE_APPS]
+            candidates = [r for r in index.values() if r.app in sources.default().apps()]
             return [doc.diagnostic(("source",), f"source '{name}' is not defined "
                                    f"(source connections: {_names(candidates)})")], None
         if ref.duplicate:
             return [doc.diagnostic(("source",), f"source '{name}' is defined more than once")], None
-        if ref.app is not None and ref.app not in SOURCE_APPS:
+        if ref.app is not None and ref.app not in sources.default().apps():
             return [doc.diagnostic(("source",), f"source '{name}' has app '{ref.app}'; a source must be a "
-                                   f"Connection with app {' or '.join(SOURCE_APPS)}")], None
+                                   f"Connection with app {' or '.join(sources.default().apps())}")], None
         if not ref.ok:
             return [doc.diagnostic(("source",), f"source '{name}' is invalid (see {ref.where})")], None
         return [], ref
-    candidates = [r for r in index.values() if r.app in SOURCE_APPS]
+    candidates = [r for r in index.values() if r.app in sources.default().apps()]
     if not candidates:
-        return [doc.diagnostic(("source",), "no source: define a Connection with app kms or file")], None
+        return [doc.diagnostic(("source",), "no source: define a Connection with app "
+                               f"{' or '.join(sources.default().apps())}")], None
     if len(candidates) > 1:
         return [doc.diagnostic(("source",), "source is required when several source connections exist "
                                f"(candidates: {_names(candidates)})")], None
@@ -122,21 +124,27 @@ def source(
 
 
 def source_fit(doc: Document, src: ConnectionRef) -> list[Diagnostic]:
-    """projectId for kms; import behaviours need a source that accepts writes."""
+    """What the source's descriptor asks of a sync: a projectId, recursion, writes for imports."""
     data = doc.data
     out: list[Diagnostic] = []
-    if src.app == "kms" and not data.get("projectId"):
-        out.append(doc.diagnostic(("projectId",), f"projectId is required for a kms source ('{src.name}')"))
-    if src.app == "file" and "projectId" in data:
-        out.append(doc.diagnostic(("projectId",), f"projectId is ignored for a file source ('{src.name}')",
+    kind = sources.default().get(src.app)
+    if kind is not None and kind.needs_project and not data.get("projectId"):
+        out.append(doc.diagnostic(("projectId",), f"projectId is required for a {src.app} source ('{src.name}')"))
+    if kind is not None and not kind.needs_project and "projectId" in data:
+        out.append(doc.diagnostic(("projectId",), f"projectId is ignored for a {src.app} source ('{src.name}')",
                                   "warning"))
     behaviour = _map(data, "syncOptions").get("initialSyncBehavior")
-    if data.get("recursive") is True and src.app == "file":
-        out.append(doc.diagnostic(("recursive",), f"recursive reads need a kms source; '{src.name}' is a file"))
+    if data.get("recursive") is True and kind is not None and not kind.recursive:
+        able = " or ".join(d.app for d in sources.default().descriptors() if d.recursive)
+        out.append(doc.diagnostic(("recursive",), f"recursive reads need a {able} source; "
+                                  f"'{src.name}' is a {src.app}"))
     if data.get("recursive") is True and behaviour in IMPORTS:
         out.append(doc.diagnostic(("recursive",), f"recursive cannot be combined with {behaviour}: an import "
                                   "writes into one folder (as upstream, recursive needs overwrite-destination)"))
-    if behaviour in IMPORTS and src.writable is False:
+    if behaviour in IMPORTS and kind is not None and not kind.can_import:
+        out.append(doc.diagnostic(("syncOptions", "initialSyncBehavior"),
+                                  f"{behaviour} writes into the source, but a {src.app} source cannot be written"))
+    elif behaviour in IMPORTS and src.writable is False:
         out.append(doc.diagnostic(("syncOptions", "initialSyncBehavior"),
                                   f"{behaviour} writes into the source, "
                                   f"but source '{src.name}' has writable: false"))
@@ -172,7 +180,7 @@ def _key_schema_for(doc: Document, ks: str, desc: catalog.Descriptor | None) -> 
 def _reconcile(doc: Document) -> list[Diagnostic]:
     rec = _map(doc.data, "reconcile")
     out: list[Diagnostic] = []
-    for field in ("interval", "retryInterval"):
+    for field in ("interval", "retryInterval", "timeout"):
         try:
             too_short = values.parse_duration(rec[field]) < MIN_INTERVAL
         except (KeyError, ValueError):

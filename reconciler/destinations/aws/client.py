@@ -13,9 +13,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from reconciler import calls
+from reconciler import calls, deadline
 from reconciler.destinations import errors
 from reconciler.destinations.contract import ConnectionInfo
+from reconciler.logging import get_logger
 
 if TYPE_CHECKING:
     import boto3
@@ -33,6 +34,39 @@ _AUTH = frozenset(
      "IncompleteSignature", "MissingAuthenticationToken", "AuthFailure"}
 )
 _TRANSIENT = frozenset({"InternalServiceError", "InternalFailure", "ServiceUnavailable", "RequestTimeout"})
+
+
+def _before_retry(request: Any = None, operation_name: str = "", **_: Any) -> None:
+    """Each attempt after the first (botocore has already waited its back-off): say so, and
+    stop if the sync run's deadline has passed rather than run out every attempt."""
+    retries = getattr(request, "context", {}).get("retries", {}) if request is not None else {}
+    attempt = retries.get("attempt", 1) if isinstance(retries, dict) else 1
+    if attempt > 1:
+        get_logger(destination=KIND).warning("destination.retry", call=operation_name, attempt=attempt,
+                                             deadline_left=_left())
+        deadline.check(f"{operation_name} (attempt {attempt})")
+
+
+def _left() -> float | None:
+    left = deadline.remaining()
+    return None if left is None else round(left, 1)
+
+
+def _check_body(response_dict: Any = None, operation_model: Any = None, **_: Any) -> None:
+    """A 2xx answer that is not AWS JSON (a proxy's login page, a wrong endpoint) is an error:
+    botocore would parse it as an empty answer, which reads as "no secrets" or "written"."""
+    if not isinstance(response_dict, dict) or not 200 <= int(response_dict.get("status_code") or 0) < 300:
+        return
+    body = response_dict.get("body") or b""
+    try:
+        ok = not body.strip() or isinstance(json.loads(body), dict)
+    except ValueError:
+        ok = False
+    if not ok:
+        op = getattr(operation_model, "name", "request")
+        ctype = str((response_dict.get("headers") or {}).get("content-type", "no content type")).split(";")[0]
+        raise errors.Permanent(f"{op} failed: the endpoint answered {response_dict.get('status_code')} with a body "
+                               f"that is not an AWS answer ({ctype}); is the endpoint right, or is a proxy in the way?")
 
 
 def _record(event_name: str, parsed_response: Any = None, exception: Any = None, **_: Any) -> None:
@@ -189,6 +223,8 @@ def _new_client(connection: ConnectionInfo, region: str, sync: str) -> SecretsMa
     client = session.client("secretsmanager", region_name=region, config=config,
                             endpoint_url=str(endpoint) if endpoint else None, verify=_verify(connection))
     client.meta.events.register("response-received.secrets-manager", _record)
+    client.meta.events.register("request-created.secrets-manager", _before_retry)
+    client.meta.events.register("before-parse.secrets-manager", _check_body)
     return client
 
 

@@ -62,8 +62,10 @@ class AwsSecretsManager:
 
     def list(self, scope: Scope) -> builtins.list[ObservedEntry]:
         """ListSecrets pages (scheduled deletions included so they can be restored)."""
-        if scope.exact is not None and not scope.exact:
-            return []  # many-to-one without a secretName: rendering reports it
+        if scope.pending_only or (scope.exact is not None and not scope.exact):
+            # the listing shows scheduled deletions already; many-to-one without a
+            # secretName: rendering reports it
+            return []
         prefix = scope.list_prefix
         params: dict[str, Any] = {"MaxResults": PAGE_SIZE, "IncludePlannedDeletion": True}
         filter_prefix = aws_rules.usable_filter_prefix(prefix)

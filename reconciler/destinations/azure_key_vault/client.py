@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-from reconciler import calls
+from reconciler import calls, deadline
 from reconciler.destinations import errors
 from reconciler.destinations.azure_key_vault import rules as azure_rules
 from reconciler.destinations.contract import ConnectionInfo
@@ -278,6 +278,8 @@ class VaultHttp:
                 wait = min(BACKOFF_CAP, BACKOFF * 2 ** (attempt - 1)) * random.uniform(0.8, 1.0)
             elif wait > self.max_wait:
                 raise errors.Throttled(f"{op} failed: vault asks to wait {wait:g}s", retry_after=wait, key=key)
+            deadline.check(f"{op} (attempt {attempt + 1})", wait)
+            get_logger(destination=KIND).warning("destination.retry", call=op, attempt=attempt + 1, wait=round(wait, 2))
             sleep(wait)
             if maybe_landed and landed is not None:
                 done = landed()
@@ -293,7 +295,14 @@ class VaultHttp:
         try:
             parsed = response.json() if response.content else {}
         except ValueError:
-            parsed = {}
+            parsed = None
+        if 200 <= response.status_code < 300 and response.content and not isinstance(parsed, Mapping):
+            # a proxy's page or a wrong URL: taking it as an empty answer would read as "no
+            # secrets" or "written" — it is neither
+            ctype = response.headers.get("content-type", "no content type").split(";")[0]
+            raise errors.Permanent(f"{operation(method, url)} failed: the endpoint answered {response.status_code} "
+                                   f"with a body that is not a Key Vault answer ({ctype}); "
+                                   "is vaultBaseUrl right, or is a proxy in the way?")
         return Reply(response.status_code, parsed if isinstance(parsed, Mapping) else {}, dict(response.headers))
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ Upstream, by contrast, GETs every enabled secret in the vault on every sync.
 from __future__ import annotations
 
 import builtins
+import contextvars
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -79,6 +80,9 @@ class AzureKeyVault:
         """GetSecrets pages (tags and ``updated`` included), plus soft-deleted wanted names
         (Key Vault lists deleted secrets apart, so only those we want are looked up)."""
         out: dict[str, ObservedEntry] = {}
+        if scope.pending_only:  # a shared listing of the vault is held: only deleted names
+            found = (self._observed(item, deleted=True) for item in self._deleted(sorted(scope.wanted)))
+            return [e for e in found if e is not None]
         for item in self._pages(f"/secrets?maxresults={azure_rules.PAGE_SIZE}"):
             entry = self._observed(item, deleted=False)
             if entry is not None:
@@ -132,7 +136,7 @@ class AzureKeyVault:
         """GET per key, ``maxConcurrency`` at a time; disabled or vanished keys are left out."""
         wanted = list(dict.fromkeys(keys))
         with ThreadPoolExecutor(max_workers=max(1, min(self._workers, len(wanted)))) as pool:
-            replies = list(pool.map(self._get, wanted))
+            replies = list(pool.map(lambda k: contextvars.copy_context().run(self._get, k), wanted))
         out: dict[str, SecretValue] = {}
         for name, reply in zip(wanted, replies, strict=True):
             value = reply.body.get("value") if reply.status == 200 else None

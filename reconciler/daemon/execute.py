@@ -1,0 +1,75 @@
+"""The daemon's blocking work, each call on its own thread: one reconcile of one sync (the
+engine's apply, with the run id bound so the engine's log lines and the stored
+``lastSyncJobId`` carry the same id as the daemon's own lines about that run), and the two
+state writes the daemon makes itself."""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from reconciler.destinations.catalog import Catalog
+from reconciler.engine.connect import open_source
+from reconciler.engine.outcome import Outcome
+from reconciler.engine.reconcile import Reconciler
+from reconciler.logging import get_logger
+from reconciler.sources.catalog import SourceCatalog
+from reconciler.specs.model import SecretSync, SpecSet
+from reconciler.state.store import StateStore
+
+
+@dataclass(frozen=True)
+class RunResult:
+    outcome: Outcome
+    seconds: float
+    managed: int | None
+    run_id: str
+
+
+def execute(specs: SpecSet, sync: SecretSync, state_dir: Path, run_id: str, reason: str, *,
+            destinations: Catalog | None, sources: SourceCatalog) -> RunResult:
+    """Blocking. Never raises: a bug or a broken state store is a failed run, retried like any."""
+    with structlog.contextvars.bound_contextvars(sync=sync.name, destination=sync.destination, run_id=run_id):
+        log = get_logger()
+        log.info("reconcile.started", trigger=reason)
+        started = time.monotonic()
+        managed: int | None = None
+        state = None
+        try:
+            state = StateStore(state_dir)
+            out = Reconciler(specs, state, destinations=destinations,
+                             sources=functools.partial(open_source, sources=sources)).apply_sync(sync)
+            managed = len(state.inventory(sync.name))
+        except Exception as e:
+            log.error("reconcile.crashed", error_type=type(e).__name__)
+            out = Outcome(sync.name, sync.destination, error=f"internal error ({type(e).__name__})")
+        finally:
+            if state is not None:
+                state.close()
+        return RunResult(out, time.monotonic() - started, managed, run_id)
+
+
+def init_state(state_dir: Path) -> None:
+    """Create the state directory, key and database once, before runs race to do it."""
+    state = StateStore(state_dir)
+    try:
+        _ = state.fingerprinter
+        state.drop_inventory("", [])  # opens (and so creates) the database; deletes nothing
+    finally:
+        state.close()
+
+
+def record_removed(state_dir: Path, name: str) -> None:
+    """Say in a removed sync's status that nobody reconciles it any more."""
+    state = StateStore(state_dir)
+    try:
+        if state.exists() and state.status(name).syncStatus is not None:
+            state.update_status(name, lastSyncMessage=(
+                "spec removed: no longer reconciled by the daemon; destination secrets were left in "
+                "place (run `reconciler remove` before deleting a spec to delete them)"))
+    finally:
+        state.close()

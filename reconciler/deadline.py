@@ -1,0 +1,45 @@
+"""One deadline per sync run, seen by every retry loop of that run.
+
+A destination that accepts a connection and never answers would otherwise keep a run busy
+for attempts x read timeout. The engine starts the clock when a run starts; every place that
+is about to wait and try again (botocore's retry hook, our own HTTP retry loops) calls
+:func:`check` first, and logs that it is waiting, so a stuck run is never silent and ends
+at its deadline instead of running out its retries. Progress is never cut short: a run
+that keeps getting answers finishes however long it takes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+from reconciler.errors import DeadlineExceeded
+
+#: (monotonic deadline, seconds allowed) of the run in this context; None outside a run
+_deadline: ContextVar[tuple[float, float] | None] = ContextVar("reconciler_deadline", default=None)
+
+
+@contextlib.contextmanager
+def run(seconds: float | None) -> Iterator[None]:
+    """The body runs under a deadline ``seconds`` from now (None: no deadline)."""
+    token = _deadline.set((time.monotonic() + seconds, seconds) if seconds else None)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def remaining() -> float | None:
+    d = _deadline.get()
+    return None if d is None else d[0] - time.monotonic()
+
+
+def check(what: str, wait: float = 0.0) -> None:
+    """Raise if waiting ``wait`` more seconds before trying ``what`` again would pass the
+    run's deadline."""
+    d = _deadline.get()
+    if d is not None and time.monotonic() + wait > d[0]:
+        raise DeadlineExceeded(f"{what}: gave up retrying, this sync run's deadline of {d[1]:g}s has passed "
+                               "(the endpoint is slow or not answering; the next run tries again)")

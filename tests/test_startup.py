@@ -1,0 +1,30 @@
+"""Issue 14 item 3: a command imports only what it uses (measured as modules, not seconds:
+timing tests are flaky; benchmarks/ has the start-up times)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SDKS = ("boto3", "botocore", "azure", "oci", "httpx", "apscheduler", "watchfiles", "prometheus_client", "rich")
+
+
+def _modules(*argv: str) -> set[str]:
+    code = ("import sys, json\nfrom reconciler.cli import main\n"
+            f"try:\n    main({list(argv)!r})\nexcept SystemExit:\n    pass\n"
+            "print(json.dumps(sorted(m for m, v in sys.modules.items() if v is not None)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return {m.split(".")[0] for m in json.loads(out.strip().splitlines()[-1])}
+
+
+def test_help_imports_no_logging_schema_yaml_or_sdk() -> None:
+    loaded = _modules("--help")
+    assert not loaded & {*SDKS, "structlog", "jsonschema", "yaml"}, loaded & {*SDKS, "structlog", "jsonschema", "yaml"}
+
+
+def test_validate_imports_no_sdk_http_client_scheduler_or_rich(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("kind: Connection\nname: local\napp: file\npath: s.yaml\n")
+    loaded = _modules("validate", str(tmp_path))
+    assert not loaded & set(SDKS), loaded & set(SDKS)
