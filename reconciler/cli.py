@@ -81,11 +81,22 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("dir", nargs="?", default=None, help=dir_help)
         c.add_argument("--sync", action="append", default=[], metavar="NAME", help="only this sync (repeatable)")
         if name == "plan":
-            c.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+            c.add_argument("--json", action="store_true", help="print the plan as one JSON object (= --format json)")
+            c.add_argument("--format", choices=("text", "json", "markdown"), default=None,
+                           help="text (default), json, or markdown for pull-request comments")
             c.add_argument("--detailed-exitcode", action="store_true",
                            help="exit 2 when changes are pending (0 none, 1 error)")
+            c.add_argument("--out", type=Path, default=None, metavar="FILE",
+                           help="also save the plan (no values; authenticated with the state's key) "
+                                "for `apply --plan FILE`")
+        else:
+            c.add_argument("--plan", type=Path, default=None, dest="plan_file", metavar="FILE",
+                           help="apply exactly this saved plan; refused whole (exit 1) if it is stale")
 
-    s = sub.add_parser("status", parents=[common], help="last result per sync")
+    s = sub.add_parser("status", parents=[common], help="last result per sync; with DIR every sync of the specs")
+    s.add_argument("dir", nargs="?", default=None,
+                   help="spec directory: list every sync of it (also never-run and invalid ones) with its state")
+    s.add_argument("--sync", action="append", default=[], metavar="NAME", help="only this sync (with DIR)")
     s.add_argument("--json", action="store_true")
 
     i = sub.add_parser("import", parents=[common], help="import destination secrets into the source, then sync")
@@ -97,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("remove", parents=[common], help="delete this sync's secrets from the destination")
     r.add_argument("name", help="the SecretSync whose destination secrets to delete")
     r.add_argument("dir", nargs="?", default=None, help=dir_help)
+    r.add_argument("--yes", "-y", action="store_true", help="do not ask; needed when there is no terminal")
+    r.add_argument("--dry-run", action="store_true", help="only show what would be deleted")
 
     d = sub.add_parser("run", parents=[common], help="the daemon: reconcile on start, on change, on a schedule",
                        epilog="Exits 0 after SIGTERM/SIGINT (graceful stop); SIGHUP reloads every spec.")
@@ -164,14 +177,30 @@ def _state(args: argparse.Namespace, *, readonly: bool) -> Any:
     return StateStore(args.state_dir or default_state_dir(), readonly=readonly)
 
 
+def _target(specs: Any, sync: Any) -> str:
+    """Where a sync writes, for people (the descriptor's ``describe``); "" if it cannot say."""
+    from reconciler.specs.scopes import describe_target
+
+    try:
+        return describe_target(sync, specs.connections.get(sync.connection))
+    except Exception:  # a description is a courtesy: never the reason a plan fails
+        return ""
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from reconciler.engine.reconcile import Reconciler
     from reconciler.planning.render import PlanError, render_json, render_text
 
+    fmt = args.format or ("json" if args.json else "text")
+    if args.json and fmt != "json":
+        print(f"error: --json means --format json; it cannot be combined with --format {fmt}", file=sys.stderr)
+        return EXIT_ERROR
     specs = _load(args)
     syncs, errors = _select(specs, args.sync)
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
+    if args.out is not None:  # fingerprints must be under the key `apply --plan` will use
+        _ = _state(args, readonly=False).fingerprinter
     state = _state(args, readonly=True)
     rec = Reconciler(specs, state)
     rendered: list[Any] = []
@@ -183,16 +212,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
         planned = [(s, rec.plan_sync(s)) for s in syncs if s.is_enabled]
     for sync, out in planned:
         if out.error is not None or out.plan is None:
-            rendered.append(PlanError(sync.name, sync.destination, out.error or "no plan"))
+            rendered.append(PlanError(sync.name, sync.destination, out.error or "no plan", _target(specs, sync)))
             failed = True
         else:
             rendered.append(out.plan)
             failed = failed or bool(out.plan.errors)
-    state.close()
-    if args.json:
+    if fmt == "json":
         print(json.dumps(render_json(rendered), indent=2))
+    elif fmt == "markdown":
+        from reconciler.planning.markdown import render_markdown
+
+        sys.stdout.write(render_markdown(rendered))
     else:
-        sys.stdout.write(render_text(rendered, color=_use_color(sys.stdout, args.color)))
+        sys.stdout.write(render_text(rendered, color=_use_color(sys.stdout, args.color), properties=True))
+    if args.out is not None:
+        from reconciler.cli_saved import save_plan
+
+        failed = not save_plan(args, specs, state, rendered, failed) or failed
+    state.close()
     if failed:
         return EXIT_ERROR
     pending = any(getattr(p, "has_changes", False) for p in rendered)
@@ -246,6 +283,10 @@ def _report(outcomes: Sequence[Any], verb: str) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     from reconciler.engine.reconcile import Reconciler
 
+    if args.plan_file is not None:
+        from reconciler.cli_saved import apply_saved
+
+        return apply_saved(args)
     specs = _load(args)
     syncs, errors = _select(specs, args.sync)
     for e in errors:
@@ -334,24 +375,21 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from reconciler.engine.reconcile import Reconciler
+    from reconciler.cli_remove import remove
 
-    found = _one(args)
-    if found is None:
-        return EXIT_ERROR
-    specs, sync = found
-    state = _state(args, readonly=False)
-    stop = threading.Event()
-    with _interruptible(stop):
-        out = Reconciler(specs, state, stop=stop).remove_sync(sync)
-    state.close()
-    code = _report([out], "Remove")
-    return EXIT_INTERRUPTED if stop.is_set() else code
+    return remove(args)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from reconciler.daemon.statusfile import read_live
 
+    if args.dir is not None:
+        from reconciler.cli_status import status_of_specs
+
+        return status_of_specs(args)
+    if args.sync:
+        print("error: --sync needs the spec directory: reconciler status DIR --sync NAME", file=sys.stderr)
+        return EXIT_ERROR
     state = _state(args, readonly=True)
     rows = [s.as_dict() for s in state.all_status()]
     state.close()

@@ -243,13 +243,13 @@ def test_remove_keeps_foreign_variables_then_deletes_an_emptied_group(ado_ws: Az
     assert ado_ws.run("apply").code == 0
 
     emu.clear()
-    r = ado_ws.run("remove", "app")
+    r = ado_ws.run("remove", "app", "--yes")
     assert r.code == 0, str(r)
     assert _writes(emu) == {"PUT": 1}
     assert set(_group(emu).variables) == {"OTHER_TOKEN"} and _value(emu, "OTHER_TOKEN") == "theirs"
 
     emu.clear()
-    r = ado_ws.run("remove", "solo")
+    r = ado_ws.run("remove", "solo", "--yes")
     assert r.code == 0, str(r)
     assert _writes(emu) == {"DELETE": 1}, "nothing else was in it, and a group cannot be empty"
     assert emu.org.group_named(ADO_PROJECT_ID, "prod") is None
