@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from reconciler.cli import _parser, main
+from reconciler.cli import main
+from reconciler.cli.parser import build_parser as _parser
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / "examples" / "ci" / "reconciler.yml"

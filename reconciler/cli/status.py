@@ -7,18 +7,18 @@ import argparse
 import json
 import sys
 
-from reconciler.cli import EXIT_ERROR, EXIT_OK, _load, _state
+from reconciler.cli.common import EXIT_ERROR, EXIT_OK, load_specs, open_state
 
 
 def status_of_specs(args: argparse.Namespace) -> int:
     from reconciler.daemon.statusfile import read_live
     from reconciler.engine import overview
 
-    specs = _load(args)
+    specs = load_specs(args)
     unknown = [n for n in args.sync if n not in specs.syncs and n not in specs.invalid_syncs]
     for n in unknown:
         print(f"error: no sync named {n!r} in {specs.root}", file=sys.stderr)
-    state = _state(args, readonly=True)
+    state = open_state(args, readonly=True)
     try:
         rows = overview.rows(specs, state, read_live(state.directory), [n for n in args.sync if n not in unknown])
     finally:

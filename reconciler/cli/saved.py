@@ -9,7 +9,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from reconciler.cli import EXIT_ERROR, EXIT_INTERRUPTED, _interruptible, _load, _report, _state
+from reconciler.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, interruptible, load_specs, open_state, report
 
 
 def save_plan(args: argparse.Namespace, specs: Any, state: Any, plans: Sequence[Any], failed: bool) -> bool:
@@ -40,22 +40,22 @@ def apply_saved(args: argparse.Namespace) -> int:
         print("error: --plan applies the syncs its plan was made for; it cannot be combined with --sync",
               file=sys.stderr)
         return EXIT_ERROR
-    specs = _load(args)
+    specs = load_specs(args)
     if not specs.ok:
         print(f"error: the specs are invalid; plan {args.plan_file} is stale, nothing was applied", file=sys.stderr)
         return EXIT_ERROR
     stop = threading.Event()
-    state = _state(args, readonly=False)
+    state = open_state(args, readonly=False)
     try:
         saved = savedplan.read(args.plan_file, state.fingerprinter)
-        with _interruptible(stop):
+        with interruptible(stop):
             outcomes = savedplan.apply_saved(Reconciler(specs, state, stop=stop), saved, str(args.plan_file))
     except ReconcilerError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
     finally:
         state.close()
-    code = _report(outcomes, "Apply")
+    code = report(outcomes, "Apply")
     if stop.is_set():
         print("Interrupted: the writes in flight finished and are recorded; the rest of the plan was not "
               "started (it is stale now: plan again).", file=sys.stderr)

@@ -6,7 +6,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from reconciler.cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, _interruptible, _one, _report, _state, _use_color
+from reconciler.cli.common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    interruptible,
+    one_sync,
+    open_state,
+    report,
+    use_color,
+)
 
 
 def _confirmed(count: int, target: str) -> bool | None:
@@ -30,19 +39,19 @@ def remove(args: argparse.Namespace) -> int:
     from reconciler.engine.reconcile import Reconciler
     from reconciler.planning.render import render_text
 
-    found = _one(args)
+    found = one_sync(args)
     if found is None:
         return EXIT_ERROR
     specs, sync = found
-    state = _state(args, readonly=args.dry_run)
+    state = open_state(args, readonly=args.dry_run)
     try:
         rec = Reconciler(specs, state)
         preview = rec.plan_remove_sync(sync)
         if preview.error is not None or preview.plan is None:
-            return _report([preview], "Remove")
+            return report([preview], "Remove")
         plan = preview.plan
         if plan.changes or plan.issues:
-            sys.stdout.write(render_text([plan], color=_use_color(sys.stdout, args.color)))
+            sys.stdout.write(render_text([plan], color=use_color(sys.stdout, args.color)))
         else:
             print(f"Nothing of sync {sync.name} to remove at {plan.target or sync.destination}.")
         if args.dry_run:
@@ -58,11 +67,11 @@ def remove(args: argparse.Namespace) -> int:
                 print("Remove cancelled; nothing was deleted.")
                 return EXIT_ERROR
         shown = [(c.action, c.key) for c in plan.changes]
-        with _interruptible(rec.stop):
+        with interruptible(rec.stop):
             out = rec.remove_sync(sync, expect=lambda p: None if [(c.action, c.key) for c in p.changes] == shown
                                   else "the destination changed since it was shown; nothing was deleted "
                                        "(run remove again to see the new list)")
-        code = _report([out], "Remove")
+        code = report([out], "Remove")
         return EXIT_INTERRUPTED if rec.stop.is_set() else code
     finally:
         state.close()
