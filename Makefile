@@ -31,6 +31,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_aws.py
 	$(BIN)/python benchmarks/bench_azure.py
 	$(BIN)/python benchmarks/bench_windmill.py
+	$(BIN)/python benchmarks/bench_azure_devops.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

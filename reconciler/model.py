@@ -202,6 +202,19 @@ class PlanIssue:
 
 
 @dataclass(frozen=True)
+class PlanBasis:
+    """What a plan was computed from, without a value: the version marker and lifecycle of
+    every in-scope destination key listed, and the fingerprint of every desired entry. Two
+    plans with equal changes but different bases were made against different worlds, so a
+    saved plan is stale when a re-plan's basis differs."""
+
+    #: (key, version marker or "", lifecycle)
+    observed: tuple[tuple[str, str, str], ...] = ()
+    #: (key, fingerprint)
+    desired: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Plan:
     sync: str
     destination: str
@@ -214,6 +227,9 @@ class Plan:
     #: (so the next run trusts their version) and keys gone from source and listing alike
     adopt: tuple[InventoryEntry, ...] = ()
     forget: tuple[str, ...] = ()
+    #: the destination's place for people (the descriptor's ``describe``); "" when unknown
+    target: str = ""
+    basis: PlanBasis = PlanBasis()
 
     @property
     def has_changes(self) -> bool:

@@ -327,7 +327,7 @@ def test_import_and_remove_commands(ws: Workspace, sm_client: Any) -> None:
     st = json.loads(ws.run("status", "--json").out)["syncs"][0]
     assert st["importStatus"] == "succeeded" and st["lastImportedAt"]
 
-    r = ws.run("remove", "app")
+    r = ws.run("remove", "app", "--yes")
     assert r.code == 0, str(r)
     assert _names(sm_client) == set()
     st = json.loads(ws.run("status", "--json").out)["syncs"][0]

@@ -303,7 +303,7 @@ def test_import_and_remove_commands(ws: AzureWorkspace, kv_client: Any) -> None:
     st = json.loads(ws.run("status", "--json").out)["syncs"][0]
     assert st["importStatus"] == "succeeded"
 
-    r = ws.run("remove", "app")
+    r = ws.run("remove", "app", "--yes")
     assert r.code == 0, str(r)
     assert ws.kv.vault.names() == set()
     assert ws.kv.vault.names(deleted=True) == {"app-A", "app-EXTRA-KEY"}
@@ -411,7 +411,7 @@ def test_whole_session_leaks_nothing(ws: AzureWorkspace, kv_client: Any) -> None
         ws.run(*args)
     ws.set_secrets({"A": C2, "B_X": C1})
     for args in (("plan", "--json"), ("apply", "--log-format", "json", "--log-level", "debug"),
-                 ("remove", "app"), ("status", "--json")):
+                 ("remove", "app", "--yes"), ("status", "--json")):
         ws.run(*args)
     assert ws.leaks() == []
 

@@ -303,7 +303,7 @@ def test_import_and_remove_commands(ws: WindmillWorkspace) -> None:
     st = json.loads(ws.run("status", "--json").out)["syncs"][0]
     assert st["importStatus"] == "succeeded"
 
-    r = ws.run("remove", "app")
+    r = ws.run("remove", "app", "--yes")
     assert r.code == 0, str(r)
     assert ws.paths() == set(OUTSIDE), "exactly what the sync manages"
     st = json.loads(ws.run("status", "--json").out)["syncs"][0]

@@ -180,7 +180,7 @@ CASES: list[tuple[str, dict[str, str], list[tuple[str, int, str, str]]]] = [
         secretPath: /app
         destination: azure-devops
         connection: ado
-        destinationConfig: {devopsProjectId: p1}
+        destinationConfig: {devopsProjectId: 0b7b6e1e-5d0a-4c1e-9b7e-3f1c2a4d5e60}
         syncOptions:
           initialSyncBehavior: import-prioritize-source
         """},

@@ -165,6 +165,9 @@ class Descriptor:
     defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     #: credentials.method when a Connection of one of ``apps`` has none
     default_method: str | None = None
+    #: why a value the destination never shows back is rewritten after an out-of-band change
+    #: (plans say "values cannot be compared: <this>"); only for values_readable=False
+    unreadable_drift: str = "changed outside reconciler"
     #: the property that carries the source secret's comment (Windmill: ``description``);
     #: None: comments are not synced
     comment_property: str | None = None

@@ -7,10 +7,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from reconciler.errors import ReconcilerError
 from reconciler.logging import current_run_id
 from reconciler.model import ChangeResult, Plan
 from reconciler.specs.model import SecretSync
 from reconciler.state.store import StateStore
+
+
+class Refused(ReconcilerError):
+    """A command declined before writing anything (a saved plan gone stale, a remove whose
+    keys moved while it was being confirmed): nothing was attempted, so nothing is recorded."""
 
 
 def now_iso() -> str:
@@ -38,6 +44,9 @@ class Outcome:
         )
 
 
+#: how a status message says the run left drift in place (``reconciler status``: out of sync)
+DRIFT_NOTE = "not corrected (drift: report)"
+
 #: the seeds' status fields per job: (status, message, job id, timestamp)
 STATUS_FIELDS = {
     "sync": ("syncStatus", "lastSyncMessage", "lastSyncJobId", "lastSyncedAt"),
@@ -53,6 +62,9 @@ def message(out: Outcome) -> str | None:
     parts = [f"{r.change.key}: {r.error}" for r in out.results if not r.ok]
     if out.plan is not None:
         parts += [f"{i.key + ': ' if i.key else ''}{i.message}" for i in out.plan.errors]
+        drifted = len({c.key for c in out.plan.drift})
+        if drifted:  # a success that leaves the destination out of sync says so (``status``)
+            parts.append(f"{drifted} drifted key(s) {DRIFT_NOTE}")
     return "; ".join(parts)[:1024] if parts else None
 
 

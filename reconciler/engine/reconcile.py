@@ -11,6 +11,7 @@ in-memory ones, no patching.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import threading
@@ -25,11 +26,11 @@ from reconciler.destinations import naming
 from reconciler.destinations.catalog import Catalog, Descriptor, SyncView
 from reconciler.destinations.contract import Session, stopping
 from reconciler.engine.connect import connection_info, open_source
-from reconciler.engine.outcome import Outcome, record_status
+from reconciler.engine.outcome import Outcome, Refused, record_status
 from reconciler.engine.sharing import Listings, Member
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.logging import current_run_id, get_logger
-from reconciler.model import Action, ChangeResult, InventoryEntry
+from reconciler.model import Action, ChangeResult, InventoryEntry, Plan
 from reconciler.planning import inventory as inv_rules
 from reconciler.planning import sync as planning
 from reconciler.planning.options import PlanOptions
@@ -40,6 +41,8 @@ from reconciler.state import locks
 from reconciler.state.store import StateStore
 
 SourceFactory = Callable[[Connection], Source]
+#: a last look at the plan before anything is written: a reason to refuse it, or None
+Expect = Callable[[Plan], str | None]
 
 
 @dataclass
@@ -168,6 +171,8 @@ class Reconciler:
         except ReconcilerError as e:
             out.error = str(e)
             out.retry_after = e.retry_after
+            if isinstance(e, Refused):
+                return out  # nothing was attempted: nothing to record
         # the longest wait any throttled step asked for: a retry sooner would only be refused
         waits = [w for w in (out.retry_after, *(r.retry_after for r in out.results)) if w is not None]
         out.retry_after = max(waits, default=None)
@@ -182,9 +187,15 @@ class Reconciler:
         return self._run(sync, None, body)
 
     # -- apply ---------------------------------------------------------------------------------
-    def apply_sync(self, sync: SecretSync, *, import_priority: str | None = None, job: str = "sync") -> Outcome:
+    def apply_sync(self, sync: SecretSync, *, import_priority: str | None = None, job: str = "sync",
+                   expect: Expect | None = None) -> Outcome:
+        """Plan and apply; ``expect`` may refuse the fresh plan (a saved plan it must equal)."""
+
         def body(ctx: _Context, out: Outcome, log: Any) -> None:
             plan_ = out.plan = self._plan(ctx, import_priority=import_priority).plan
+            refusal = expect(plan_) if expect is not None else None
+            if refusal is not None:
+                raise Refused(refusal)
             (log.info if plan_.changes else log.debug)(
                 "plan.computed", create=plan_.count(Action.CREATE), update=plan_.count(Action.UPDATE),
                 delete=plan_.count(Action.DELETE), restore=plan_.count(Action.RESTORE),
@@ -238,20 +249,43 @@ class Reconciler:
 
     # -- import / remove -----------------------------------------------------------------------
     def import_sync(self, sync: SecretSync, priority: str) -> Outcome:
-        """The seeds' "import secrets" action: destination -> source, then a normal sync."""
+        """The seeds' "import secrets" action: destination -> source, then a normal sync.
+        A destination whose values cannot be read back has nothing to import: refused before
+        anything runs (the sync that follows an import would otherwise delete what the user
+        meant to import)."""
+        desc = self.destinations.get(sync.destination)
+        if desc is not None and not desc.capabilities.can_import:
+            return Outcome(sync.name, sync.destination,
+                           error=f"{desc.label} cannot import: its values cannot be read back; nothing was done")
         return self.apply_sync(sync, import_priority=priority, job="import")
 
-    def remove_sync(self, sync: SecretSync) -> Outcome:
-        """The seeds' "remove secrets" action: delete what this sync put at the destination."""
+    def _plan_remove(self, ctx: _Context) -> Plan:
+        desc = ctx.descriptor
+        secrets = ctx.source.read(ctx.sync.folder)
+        rendered = naming.render(desc, ctx.view, secrets, self.fp)
+        options = self._options(ctx, source_empty=not secrets)
+        listed = ctx.session.list(naming.scope(desc, ctx.view))
+        observed = planning.observe(desc, ctx.view, listed, rendered, ctx.inventory)
+        return dataclasses.replace(plan_remove(rendered.entries, observed, options, ctx.inventory),
+                                   target=desc.describe(ctx.view))
+
+    def plan_remove_sync(self, sync: SecretSync) -> Outcome:
+        """What :meth:`remove_sync` would delete, for a person to confirm; writes nothing."""
+
+        def body(ctx: _Context, out: Outcome, _log: Any) -> None:
+            out.plan = self._plan_remove(ctx)
+
+        return self._run(sync, None, body)
+
+    def remove_sync(self, sync: SecretSync, *, expect: Expect | None = None) -> Outcome:
+        """The seeds' "remove secrets" action: delete what this sync put at the destination.
+        ``expect`` may refuse the fresh plan (it must delete what the person confirmed)."""
 
         def body(ctx: _Context, out: Outcome, log: Any) -> None:
-            desc = ctx.descriptor
-            secrets = ctx.source.read(sync.folder)
-            rendered = naming.render(desc, ctx.view, secrets, self.fp)
-            options = self._options(ctx, source_empty=not secrets)
-            listed = ctx.session.list(naming.scope(desc, ctx.view))
-            observed = planning.observe(desc, ctx.view, listed, rendered, ctx.inventory)
-            out.plan = plan_remove(rendered.entries, observed, options, ctx.inventory)
+            out.plan = self._plan_remove(ctx)
+            refusal = expect(out.plan) if expect is not None else None
+            if refusal is not None:
+                raise Refused(refusal)
 
             def on_result(r: ChangeResult) -> None:
                 out.results.append(r)

@@ -42,7 +42,8 @@ class Diff:
         return self.value_drift or bool(self.set_drift)
 
 
-def diff_present(d: DesiredEntry, o: ObservedEntry, inv: InventoryEntry | None) -> Diff:
+def diff_present(d: DesiredEntry, o: ObservedEntry, inv: InventoryEntry | None,
+                 unreadable: str | None = None) -> Diff:
     """Compare a desired entry with the key as observed, using the inventory as baseline.
 
     - An unknown observed fingerprint counts as different ("value unknown"): we cannot vouch
@@ -50,6 +51,8 @@ def diff_present(d: DesiredEntry, o: ObservedEntry, inv: InventoryEntry | None) 
     - Value drift needs evidence: the inventory fingerprint equals the desired one (the source
       did not move) and the observed value is known to differ, or is unknown while the
       destination's version marker moved since our write. Without evidence it is not drift.
+    - ``unreadable`` (a destination whose values cannot be read back) is why such drift is
+      rewritten, said in the reason.
     - A property is drift when the inventory shows we already set that exact value.
     - Only properties we set (in inventory), no longer desired and still present are unset:
       never remove a property someone else put there.
@@ -61,6 +64,8 @@ def diff_present(d: DesiredEntry, o: ObservedEntry, inv: InventoryEntry | None) 
         moved = inv is not None and None not in (o.version, inv.version) and o.version != inv.version
         value_drift = baseline and moved
         value_reason = OUTSIDE if value_drift else VALUE_UNKNOWN
+        if value_drift and unreadable:  # a destination that never shows values back
+            value_reason = f"values cannot be compared: {unreadable}"
     elif o.fingerprint != d.fingerprint:
         value_drift = baseline
         value_reason = OUTSIDE if value_drift else VALUE_CHANGED

@@ -46,6 +46,8 @@ class PlanOptions:
     property_names: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     #: the destination's limits on a full property set (tag counts and lengths)
     property_problems: Callable[[Mapping[str, str]], list[str]] = _no_problems
+    #: values cannot be read back: why a moved version is rewritten (None: values readable)
+    unreadable_drift: str | None = None
 
     @property
     def label(self) -> str:

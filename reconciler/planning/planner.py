@@ -103,7 +103,7 @@ class _Builder:
 
     def active(self, key: str, d: DesiredEntry, o: ObservedEntry) -> None:
         inv = self.inventory.get(key)
-        diff = diff_present(d, o, inv)
+        diff = diff_present(d, o, inv, self.options.unreadable_drift)
         if not diff:
             self.unchanged += 1
             return
@@ -120,7 +120,7 @@ class _Builder:
         ``drift: report`` and nothing from the source to write, the whole repair is reported."""
         inv = self.inventory.get(key)
         unowned = _unowned(key, o, self.inventory, self.options.sync)
-        diff = diff_present(d, o, inv)
+        diff = diff_present(d, o, inv, self.options.unreadable_drift)
         restore = Change(
             Action.RESTORE,
             key,

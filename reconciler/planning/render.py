@@ -40,6 +40,8 @@ class PlanError:
     sync: str
     destination: str
     message: str
+    #: the destination's place for people (the descriptor's ``describe``), when known
+    target: str = ""
 
 
 def _safe(text: str) -> str:
@@ -75,6 +77,29 @@ def _change_line(c: Change, style: _Style, indent: str) -> str:
     return line
 
 
+def property_label(destination: str, name: str) -> str:
+    """A property by name for people: ``tag:team`` -> ``tag team``, ``kms`` -> ``KMS key``."""
+    if name.startswith("tag:"):
+        return f"tag {name[4:]}"
+    from reconciler.destinations import catalog
+
+    desc = catalog.default().get(destination)
+    return desc.property_names.get(name, name) if desc is not None else name
+
+
+def property_lines(c: Change, destination: str) -> list[tuple[str, str]]:
+    """(symbol, label) per property an UPDATE sets or removes; names only, never values."""
+    if c.action is not Action.UPDATE:
+        return []
+    return sorted([*(("~", property_label(destination, n)) for n in c.set_properties),
+                   *(("-", property_label(destination, n)) for n in c.unset_properties)], key=lambda t: t[1])
+
+
+def header(sync: str, destination: str, target: str = "") -> str:
+    """``sync NAME → where``: the target when the plan knows it, else the destination id."""
+    return f"sync {_safe(sync)} → {_safe(target or destination)}"
+
+
 def _issue_line(issue: PlanIssue, style: _Style) -> str:
     code = _SEVERITY_COLORS.get(issue.severity, "")
     where = f"{_safe(issue.key)}: " if issue.key else ""
@@ -101,12 +126,22 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def _render_plan(p: Plan, style: _Style) -> list[str]:
-    lines = [style.paint(f"sync {_safe(p.sync)} → {_safe(p.destination)}", _BOLD)]
-    lines += [_change_line(c, style, "  ") for c in p.changes]
+def _changes(changes: Sequence[Change], style: _Style, indent: str, destination: str | None) -> list[str]:
+    lines = []
+    for c in changes:
+        lines.append(_change_line(c, style, indent))
+        if destination is not None:
+            lines += [f"{indent}    {sym} {_safe(label)}" for sym, label in property_lines(c, destination)]
+    return lines
+
+
+def _render_plan(p: Plan, style: _Style, properties: bool) -> list[str]:
+    by_name = p.destination if properties else None
+    lines = [style.paint(header(p.sync, p.destination, p.target), _BOLD)]
+    lines += _changes(p.changes, style, "  ", by_name)
     if p.drift:
         lines.append("  Drift (not corrected, drift: report):")
-        lines += [_change_line(c, style, "    ") for c in p.drift]
+        lines += _changes(p.drift, style, "    ", by_name)
     lines += [_issue_line(i, style) for i in p.issues]
     if p.changes:
         lines.append(f"Plan: {_summary(_counts(p.changes))}.")
@@ -124,14 +159,15 @@ def _render_plan(p: Plan, style: _Style) -> list[str]:
 
 def _render_error(e: PlanError, style: _Style) -> list[str]:
     return [
-        style.paint(f"sync {_safe(e.sync)} → {_safe(e.destination)}", _BOLD),
+        style.paint(header(e.sync, e.destination, e.target), _BOLD),
         _issue_line(PlanIssue(e.message), style),
         f"Error: {_safe(e.sync)} could not be planned.",
     ]
 
 
-def render_text(plans: Sequence[Plan | PlanError], *, color: bool) -> str:
-    """Terraform-like text: one block per sync, then a total when there is more than one."""
+def render_text(plans: Sequence[Plan | PlanError], *, color: bool, properties: bool = False) -> str:
+    """Terraform-like text: one block per sync, then a total when there is more than one.
+    With ``properties``, each update lists the properties it sets or removes by name."""
     style = _Style(color)
     blocks: list[str] = []
     total = dict.fromkeys(Action, 0)
@@ -143,7 +179,7 @@ def render_text(plans: Sequence[Plan | PlanError], *, color: bool) -> str:
             continue
         for action, n in _counts(p.changes).items():
             total[action] += n
-        blocks.append("\n".join(_render_plan(p, style)))
+        blocks.append("\n".join(_render_plan(p, style, properties)))
     if len(plans) > 1:
         line = f"Total: {_summary(total)} in {len(plans)} syncs"
         if failed:
@@ -173,7 +209,7 @@ def _sync_json(p: Plan | PlanError) -> dict[str, Any]:
     else:
         plan, error = p, None
     counts = _counts(plan.changes)
-    return {
+    doc: dict[str, Any] = {
         "name": plan.sync,
         "destination": plan.destination,
         "error": error,
@@ -189,6 +225,10 @@ def _sync_json(p: Plan | PlanError) -> dict[str, Any]:
         "drift": [_change_json(c) for c in plan.drift],
         "issues": [{"severity": i.severity, "key": i.key, "message": i.message} for i in plan.issues],
     }
+    target = p.target if isinstance(p, PlanError) else plan.target
+    if target:  # additive: present when the plan knows its destination's place
+        doc["target"] = target
+    return doc
 
 
 def render_json(plans: Sequence[Plan | PlanError]) -> dict[str, Any]:

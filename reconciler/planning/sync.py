@@ -18,6 +18,7 @@ from reconciler.model import (
     Lifecycle,
     ObservedEntry,
     Plan,
+    PlanBasis,
     PlanIssue,
     SecretValue,
     SourceSecret,
@@ -42,6 +43,7 @@ def options_for(desc: Descriptor, view: SyncView, *, disable_deletion: bool = Fa
         max_deletes=max_deletes, drift=drift, source_empty=source_empty, allows_empty=caps.allows_empty,
         max_value_bytes=caps.max_value_bytes, destination_label=desc.label,
         property_names=desc.property_names, property_problems=desc.property_problems,
+        unreadable_drift=None if caps.values_readable else desc.unreadable_drift,
     )
 
 
@@ -105,7 +107,19 @@ def plan_sync(
     protected = frozenset(k for k, _ in rendered.problems if k is not None)
     result = plan(rendered.entries, observed, inventory, options, protected=protected)
     issues = (*(PlanIssue(m) for _, m in rendered.problems), *result.issues, *_orphans(inventory, options))
-    return SyncPlan(dataclasses.replace(result, changes=import_changes + result.changes, issues=issues), rendered)
+    return SyncPlan(dataclasses.replace(result, changes=import_changes + result.changes, issues=issues,
+                                        target=desc.describe(view), basis=basis(observed, rendered, options)),
+                    rendered)
+
+
+def basis(observed: Mapping[str, ObservedEntry], rendered: naming.Rendered, options: PlanOptions) -> PlanBasis:
+    """What the plan rests on (see :class:`PlanBasis`): in-scope keys only, since nothing
+    outside the scope can change the plan."""
+    return PlanBasis(
+        observed=tuple(sorted((k, o.version or "", o.lifecycle.value)
+                              for k, o in observed.items() if in_scope(k, options))),
+        desired=tuple(sorted((k, d.fingerprint) for k, d in rendered.entries.items())),
+    )
 
 
 def _orphans(inventory: Mapping[str, InventoryEntry], options: PlanOptions) -> tuple[PlanIssue, ...]:

@@ -1,30 +1,25 @@
-"""Azure DevOps variable groups: the descriptor (SDK-free). The session is not built yet."""
+"""Azure DevOps variable groups: the descriptor (SDK-free). The session is
+``azure_devops.session``, REST over httpx."""
 
 from __future__ import annotations
 
-from reconciler.destinations.catalog import Capabilities, Descriptor, NameRule, SyncView
-
-
-def _group(view: SyncView) -> str:
-    return str(view.destination_config.get("variableGroupName") or view.environment)
-
-
-def _target(view: SyncView) -> tuple[str, ...]:
-    """One variable group of one project: syncs writing other groups never collide."""
-    return (str(view.destination_config.get("devopsProjectId", "")).lower(), _group(view).lower())
-
-
-def _describe(view: SyncView) -> str:
-    return f"Azure DevOps project {view.destination_config.get('devopsProjectId')} group '{_group(view)}'"
-
+from reconciler.destinations.azure_devops import rules
+from reconciler.destinations.catalog import Capabilities, Descriptor
 
 DESCRIPTOR = Descriptor(
     id="azure-devops",
     label="Azure DevOps",
     apps=("azure-devops",),
     schema="destination-azure-devops.json",
-    names=NameRule(case_insensitive=True, noun="Azure DevOps variable name"),
-    capabilities=Capabilities(can_import=False, values_readable=False, tags=False, batched=True),
-    target=_target,
-    describe=_describe,
+    names=rules.NAMES,
+    # write-only secrets; an empty value sent for a secret is ignored by the service (the old
+    # value stays), so "" cannot be stored over a secret: treated as absent, as AWS does
+    capabilities=Capabilities(can_import=False, values_readable=False, tags=False, allows_empty=False,
+                              batched=True),
+    target=rules.target,
+    describe=rules.describe,
+    session="reconciler.destinations.azure_devops.session:AzureDevOpsVariableGroup",
+    rules=rules.spec_findings,
+    default_method="pat",
+    unreadable_drift="the group changed outside reconciler",
 )

@@ -1,0 +1,55 @@
+"""Command line: thin commands, exit codes, choice of output. No reconcile logic lives here.
+
+Exit codes (pinned): validate 0 valid / 1 invalid; plan 0 ok / 1 error / 2 changes pending
+(only with --detailed-exitcode, as Terraform); apply 0 all applied / 1 any failure.
+Results go to stdout, logs and diagnostics to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from reconciler.cli.commands import cmd_apply, cmd_import, cmd_plan, cmd_remove, cmd_run, cmd_status, cmd_validate
+from reconciler.cli.common import EXIT_ERROR, get_logger
+from reconciler.cli.parser import build_parser
+
+__all__ = ["main"]
+
+
+COMMANDS = {
+    "validate": cmd_validate,
+    "plan": cmd_plan,
+    "apply": cmd_apply,
+    "status": cmd_status,
+    "import": cmd_import,
+    "remove": cmd_remove,
+    "run": cmd_run,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet_default = "warning" if args.command in ("validate", "plan", "status") else "info"
+    from reconciler.logging import configure as configure_logging
+
+    configure_logging(args.log_format or ("json" if args.command == "run" else "console"),
+                      args.log_level or quiet_default)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # last line of defence: a clear message, never a traceback
+        from reconciler.state.store import StateError
+
+        if isinstance(e, StateError | OSError):
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_ERROR
+        get_logger().error("internal.error", error_type=type(e).__name__)
+        print(f"error: internal error ({type(e).__name__}); re-run with --log-level debug and report it",
+              file=sys.stderr)
+        if os.environ.get("RECONCILER_DEBUG"):
+            raise
+        return EXIT_ERROR

@@ -1,0 +1,177 @@
+"""What the commands share: loading specs, opening state, choosing syncs, reporting outcomes,
+and Ctrl-C during a run that writes."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+
+def get_logger(**bound: Any) -> Any:
+    """structlog, imported only once a command runs: ``--help`` and argument errors need none."""
+    from reconciler.logging import get_logger as _get
+
+    return _get(**bound)
+
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+EXIT_INTERRUPTED = 130
+
+
+def default_dir() -> str:
+    return os.environ.get("RECONCILER_SPECS", ".")
+
+
+def default_state_dir() -> Path:
+    for var in ("RECONCILER_STATE_DIR", "STATE_DIRECTORY"):
+        v = os.environ.get(var)
+        if v:
+            return Path(v.split(":")[0])
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "reconciler"
+
+
+def use_color(stream: TextIO, flag: bool | None) -> bool:
+    if flag is not None:
+        return flag
+    if os.environ.get("NO_COLOR"):
+        return False
+    return stream.isatty()
+
+
+def print_diagnostics(diagnostics: Sequence[Any], stream: TextIO) -> None:
+    for d in diagnostics:
+        prefix = "warning: " if getattr(d, "severity", "error") == "warning" else ""
+        print(f"{prefix}{d}", file=stream)
+
+
+def load_specs(args: argparse.Namespace) -> Any:
+    from reconciler.specs.loader import load
+
+    directory = Path(args.dir or default_dir())
+    specs = load(directory)
+    log = get_logger()
+    if specs.diagnostics:
+        print_diagnostics(specs.diagnostics, sys.stderr)
+    for name, diags in specs.invalid_syncs.items():
+        log.warning("spec.invalid", sync=name, diagnostics=len(diags))
+    log.debug("spec.loaded", syncs=len(specs.syncs), connections=len(specs.connections))
+    return specs
+
+
+def select(specs: Any, names: Sequence[str]) -> tuple[list[Any], list[str]]:
+    """Syncs to act on, and errors for names that are unknown or invalid."""
+    errors: list[str] = []
+    if not names:
+        return [specs.syncs[n] for n in sorted(specs.syncs)], errors
+    chosen = []
+    for n in names:
+        if n in specs.syncs:
+            chosen.append(specs.syncs[n])
+        elif n in specs.invalid_syncs:
+            errors.append(f"sync {n!r} is invalid (see the diagnostics above); nothing was done for it")
+        else:
+            errors.append(f"no sync named {n!r} in {specs.root}")
+    return chosen, errors
+
+
+def open_state(args: argparse.Namespace, *, readonly: bool) -> Any:
+    from reconciler.state.store import StateStore
+
+    return StateStore(args.state_dir or default_state_dir(), readonly=readonly)
+
+
+def target_of(specs: Any, sync: Any) -> str:
+    """Where a sync writes, for people (the descriptor's ``describe``); "" if it cannot say."""
+    from reconciler.specs.scopes import describe_target
+
+    try:
+        return describe_target(sync, specs.connections.get(sync.connection))
+    except Exception:  # a description is a courtesy: never the reason a plan fails
+        return ""
+
+
+def summary(out: Any) -> str:
+    from reconciler.model import Action
+
+    if not out.results:
+        return "no changes"
+    ok = [r for r in out.results if r.ok]
+    counts = {a: sum(1 for r in ok if r.change.action is a) for a in Action}
+    parts = [f"{counts[Action.CREATE]} created", f"{counts[Action.UPDATE]} updated",
+             f"{counts[Action.DELETE]} deleted"]
+    if counts[Action.RESTORE]:
+        parts.append(f"{counts[Action.RESTORE]} restored")
+    if counts[Action.IMPORT]:
+        parts.append(f"{counts[Action.IMPORT]} imported")
+    failed = len(out.results) - len(ok)
+    if failed:
+        parts.append(f"{failed} failed")
+    return ", ".join(parts)
+
+
+def report(outcomes: Sequence[Any], verb: str) -> int:
+    code = EXIT_OK
+    for out in outcomes:
+        if out.error:
+            print(f"{out.sync}: failed: {out.error}")
+            code = EXIT_ERROR
+            continue
+        line = f"{out.sync}: {summary(out)}"
+        if out.plan is not None and out.plan.drift:
+            line += f"; {len(out.plan.drift)} drifted (reported, not corrected)"
+        print(line)
+        for r in out.results:
+            if not r.ok:
+                print(f"  ! {r.change.action.value} {r.change.key}: {r.error}")
+        if out.plan is not None:
+            for issue in out.plan.issues:
+                where = f"{issue.key}: " if issue.key else ""
+                print(f"  ! {issue.severity}: {where}{issue.message}")
+        if out.failed:
+            code = EXIT_ERROR
+    total_failed = sum(1 for o in outcomes if o.failed)
+    print(f"{verb} complete: {len(outcomes) - total_failed} succeeded, {total_failed} failed.")
+    return code
+
+
+@contextlib.contextmanager
+def interruptible(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C or SIGTERM during a run that writes: start no new write, let the ones in flight
+    finish and be recorded, then exit non-zero. A second Ctrl-C stops at once."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\ninterrupt: finishing the writes in flight and starting no new ones "
+              "(press Ctrl-C again to stop at once)", file=sys.stderr)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only (tests drive the CLI from others)
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def one_sync(args: argparse.Namespace) -> tuple[Any, Any] | None:
+    specs = load_specs(args)
+    syncs, errors = select(specs, [args.name])
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    if errors or not syncs:
+        return None
+    return specs, syncs[0]
