@@ -320,7 +320,7 @@ def test_import_and_remove_commands(ws: OciWorkspace) -> None:
     assert r.code == 0, str(r)
     assert "EXTRA_KEY: added-in-the-vault" in ws.secrets_file.read_text()
 
-    r = ws.run("remove", "app")
+    r = ws.run("remove", "app", "--yes")
     assert r.code == 0, str(r)
     pending = ws.emu.store.names(states=frozenset({"PENDING_DELETION"}))
     assert pending == {"app-A", "app-EXTRA_KEY"}, "exactly what the sync manages, scheduled for deletion"
