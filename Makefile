@@ -32,6 +32,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_azure.py
 	$(BIN)/python benchmarks/bench_windmill.py
 	$(BIN)/python benchmarks/bench_azure_devops.py
+	$(BIN)/python benchmarks/bench_oci_vault.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

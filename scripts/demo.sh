@@ -159,6 +159,49 @@ PY
   step "converged" "$BIN/reconciler" plan --sync "$ASYNC" --detailed-exitcode
 fi
 
+# -- OCI Vault: its emulator (tests/emulators/oci_vault) on 8445, plain HTTP, pages of 2; it ----------
+# writes a throwaway API key and an OCI config file, and verifies the signature of every request.
+OCI_PORT=8445   # as the endpoint of my-oci-connection in examples/syncs/connections.yaml
+OSYNC=my-oci-vault-sync
+if (exec 3<>"/dev/tcp/127.0.0.1/$OCI_PORT") 2>/dev/null; then
+  echo "port $OCI_PORT is in use: skipping the OCI Vault part" >&2
+else
+  cat >"$DEMO/oci-seed.yaml" <<'YAML'
+vaults:   # the OCIDs of examples/syncs/oci-vault.yaml
+  - {vault: ocid1.vault.oc1.iad.exampleuniquevault, compartment: ocid1.compartment.oc1..aaaaaaaaexamplecompartment,
+     keys: [ocid1.key.oc1.iad.exampleuniquevault.examplekey]}
+secrets:
+  - {name: someone-elses-secret, value: not-ours, vault: ocid1.vault.oc1.iad.exampleuniquevault}
+YAML
+  "$BIN/python" -m tests.emulators.oci_vault --port "$OCI_PORT" --key-dir "$DEMO/oci-key" \
+    --seed "$DEMO/oci-seed.yaml" --page-size 2 >"$DEMO/oci.log" 2>&1 &
+  OCI=$!
+  trap 'kill $MOTO ${KMS:-} ${AKV:-} $OCI 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do grep -q "oci vault on" "$DEMO/oci.log" 2>/dev/null && break || sleep 0.2; done
+  step "plan the OCI Vault sync (the vault's other secret is outside the key schema: never shown)" \
+    "$BIN/reconciler" plan --sync "$OSYNC"
+  step "apply it" "$BIN/reconciler" apply --sync "$OSYNC"
+  step "no-op: every list page plus one GetSecret (metadata) per secret; no value read, no write" \
+    "$BIN/reconciler" apply --sync "$OSYNC"
+  "$BIN/python" - "$OCI_PORT" "$DEMO/oci-key/config" <<'PY'
+import base64, sys
+import oci
+port, config_file = sys.argv[1:]
+kw = {"service_endpoint": f"http://127.0.0.1:{port}", "retry_strategy": oci.retry.NoneRetryStrategy()}
+vc = oci.vault.VaultsClient(oci.config.from_file(config_file), **kw)
+listed = oci.pagination.list_call_get_all_results(vc.list_secrets, "ocid1.compartment.oc1..aaaaaaaaexamplecompartment",
+                                                  vault_id="ocid1.vault.oc1.iad.exampleuniquevault").data
+secret = min((s for s in listed if s.secret_name.startswith("myapp-")), key=lambda s: s.secret_name)
+content = oci.vault.models.Base64SecretContentDetails(content_type="BASE64",
+                                                      content=base64.b64encode(b"changed-by-hand").decode())
+vc.update_secret(secret.id, oci.vault.models.UpdateSecretDetails(secret_content=content))
+print(f"(out of band) a new version of {secret.secret_name} in the vault")
+PY
+  step "plan shows the drift (one value read: the secret whose version moved)" "$BIN/reconciler" plan --sync "$OSYNC"
+  step "apply corrects it with one UpdateSecret" "$BIN/reconciler" apply --sync "$OSYNC"
+  step "converged" "$BIN/reconciler" plan --sync "$OSYNC" --detailed-exitcode
+fi
+
 # -- the daemon: reconciler run keeps the AWS sync converged; a saved secrets file lands at once --
 DAEMON_PORT=${DEMO_DAEMON_PORT:-9464}
 if (exec 3<>"/dev/tcp/127.0.0.1/$DAEMON_PORT") 2>/dev/null; then

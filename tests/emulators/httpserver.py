@@ -154,6 +154,11 @@ class HttpsEmulator:
         """None to proceed; a Reply to answer before the body is read."""
         return None
 
+    def authenticate(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Reply | None:
+        """None to proceed; a Reply to refuse once the body is read (a request signature that
+        covers the body). ``target`` is the path and query exactly as the request line sent them."""
+        return None
+
     def handle(self, method: str, path: str, query: dict[str, str], headers: Mapping[str, str],
                body: bytes) -> Reply:
         raise NotImplementedError
@@ -229,6 +234,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(challenge)
             return
         body = self._body()
+        refusal = owner.authenticate(method, self.path, headers, body)
+        if refusal is not None:
+            owner.record(Record(method, path, parts.query, refusal.status, False))
+            self._send(refusal)
+            return
         fault = owner.take_fault(method, path)
         if fault is not None and fault.delay:
             time.sleep(fault.delay)

@@ -1,28 +1,25 @@
-"""OCI Vault: the descriptor (SDK-free). The session is not built yet."""
+"""OCI Vault: the descriptor (SDK-free). The session is ``oci_vault.session``, on the oci SDK."""
 
 from __future__ import annotations
 
-import re
+from types import MappingProxyType
 
-from reconciler.destinations.catalog import Capabilities, Descriptor, NameRule, SyncView
-
-
-def _target(view: SyncView) -> tuple[str, ...]:
-    return (str(view.destination_config.get("vaultOcid", "")),)
-
-
-def _describe(view: SyncView) -> str:
-    return f"OCI vault {view.destination_config.get('vaultOcid')}"
-
+from reconciler.destinations.catalog import Capabilities, Descriptor
+from reconciler.destinations.oci_vault import rules
 
 DESCRIPTOR = Descriptor(
     id="oci-vault",
     label="OCI Vault",
     apps=("oci",),
     schema="destination-oci-vault.json",
-    names=NameRule(pattern=re.compile(r"[A-Za-z0-9_.-]"), max_length=255, case_insensitive=True,
-                   noun="OCI secret name", charset="letters, digits, '-', '_' and '.'"),
-    capabilities=Capabilities(allows_empty=False),
-    target=_target,
-    describe=_describe,
+    names=rules.NAMES,
+    capabilities=Capabilities(can_import=True, values_readable=True, tags=True, allows_empty=False,
+                              max_value_bytes=rules.MAX_VALUE_BYTES),
+    target=rules.target,
+    describe=rules.describe,
+    session="reconciler.destinations.oci_vault.session:OciVault",
+    properties=rules.properties,
+    rules=rules.spec_findings,
+    defaults=MappingProxyType({"syncOptions": MappingProxyType(
+        {"deletionWindowInDays": rules.DEFAULT_DELETION_DAYS})}),
 )
