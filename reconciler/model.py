@@ -190,6 +190,13 @@ class Change:
     #: what the inventory says of the key once this change lands (the version comes from the
     #: result when the destination reports one); None: nothing to record
     record: InventoryEntry | None = None
+    #: every property the key carries once this change lands, ours and others' (a destination
+    #: whose write replaces the whole set sends this; None for changes that write none)
+    properties_after: Mapping[str, str] | None = None
+    #: the version marker the plan was made against (None: the key was not there). A session
+    #: may apply without having listed — several syncs share one listing — so what it needs
+    #: from the listing travels in the change.
+    base_version: str | None = None
 
 
 @dataclass(frozen=True)

@@ -80,3 +80,26 @@ def test_key_vault_syncs_share_the_vault_listing_and_find_their_soft_deleted_nam
     by_call = calls.by_call("azure-key-vault")
     assert by_call.get("list") == 1, by_call
     assert by_call.get("recover") == 1 and kv_client.get_secret("team1-A").value == "a1"
+
+
+def test_a_session_that_did_not_list_keeps_foreign_tags_and_ours(
+        tmp_path: Path, keyvault: Any, azure_idp_server: Any, azure_ca_file: Path, kv_client: Any) -> None:
+    """With one listing per vault, the second sync's session writes without having listed:
+    the full tag set it must send comes in the planned change, not from a listing it never made."""
+    from tests.test_e2e_azure import AzureWorkspace
+
+    ws = AzureWorkspace(tmp_path, keyvault, azure_idp_server, azure_ca_file)
+    ws.write_spec("syncs.yaml", [ws.sync(f"team-{i}", secretPath=f"/team{i}",
+                                         syncOptions={"keySchema": f"team{i}-{{{{secretKey}}}}"}) for i in range(3)])
+    ws.secrets_file.write_text(yaml.safe_dump({"dev": {f"/team{i}": {"A": f"a{i}"} for i in range(3)}}))
+    assert ws.run("apply").code == 0
+    for i in range(3):
+        tags = dict(kv_client.get_secret(f"team{i}-A").properties.tags or {})
+        kv_client.update_secret_properties(f"team{i}-A", tags={**tags, "cost-center": "42"}, content_type="text/plain")
+    ws.secrets_file.write_text(yaml.safe_dump({"dev": {f"/team{i}": {"A": f"new{i}"} for i in range(3)}}))
+    assert ws.run("apply").code == 0
+    for i in range(3):
+        s = kv_client.get_secret(f"team{i}-A")
+        assert s.value == f"new{i}"
+        assert s.properties.tags == {"cost-center": "42", "managed-by": "reconciler", "reconciler-sync": f"team-{i}"}
+        assert s.properties.content_type == "text/plain"

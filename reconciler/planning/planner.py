@@ -230,11 +230,13 @@ def plan(
             written.append(c)
             continue
         o = observed_in.get(c.key)
-        problems = options.property_problems(_final_properties(c, o))
+        after = _final_properties(c, o)
+        problems = options.property_problems(after)
         if problems:
             b.error(c.key, "; ".join(problems) + "; not written")
             continue
-        written.append(_record(c, want, o, inventory.get(c.key)))
+        written.append(dataclasses.replace(_record(c, want, o, inventory.get(c.key)),
+                                           properties_after=MappingProxyType(dict(after))))
     blocked = {i.key for i in b.issues if i.severity == "error" and i.key} & set(effective)
     written = [c for c in written if c.key not in blocked]
     active_count = sum(1 for o in observed_in.values() if o.lifecycle is Lifecycle.ACTIVE)
@@ -243,7 +245,7 @@ def plan(
         deletes, in_scope_count=active_count, arriving=arriving, inventory_count=len(inventory), options=options
     )
     b.issues.extend(guard_issues)
-    changes = _sorted([*written, *allowed])
+    changes = _sorted([_based(c, observed_in.get(c.key)) for c in [*written, *allowed]])
     adopt, forget = _bookkeeping(effective, observed, inventory, options, {c.key for c in [*changes, *b.drift]})
     return Plan(
         sync=options.sync,
@@ -255,6 +257,10 @@ def plan(
         adopt=adopt,
         forget=forget,
     )
+
+
+def _based(c: Change, o: ObservedEntry | None) -> Change:
+    return dataclasses.replace(c, base_version=o.version) if o is not None and o.version is not None else c
 
 
 def _final_properties(c: Change, o: ObservedEntry | None) -> Mapping[str, str]:

@@ -231,8 +231,9 @@ class AwsSecretsManager:
                 raise errors.Permanent("update without a value", key=key)
             value = change.value.reveal()
             # the replaced version is part of the token: see aws_rules.request_token
-            if change.fingerprint and key in self._current:
-                token = aws_rules.request_token("put", key, change.fingerprint, self._current[key] or "")
+            replaced = self._current.get(key, change.base_version)  # listed here, or planned against
+            if change.fingerprint and replaced is not None:
+                token = aws_rules.request_token("put", key, change.fingerprint, replaced)
             else:
                 token = aws_rules.random_token()
             if kms:

@@ -26,6 +26,8 @@ from reconciler.destinations.catalog import SyncView
 from reconciler.destinations.contract import ConnectionInfo, Scope, apply_by_key
 from reconciler.model import SYNC_TAG, Action, Change, ChangeResult, Lifecycle, ObservedEntry, SecretValue, frozen_map
 
+#: the property a secret's contentType is listed as (not ours: kept as it is on new versions)
+CONTENT_TYPE = "contentType"
 #: missing desired keys looked up one by one below this count; above it, list deleted secrets
 DELETED_LOOKUPS = 3
 #: how long a recover may take to become readable (Key Vault recovers asynchronously)
@@ -115,6 +117,9 @@ class AzureKeyVault:
         attrs = item.get("attributes") or {}
         tags = {str(k): str(v) for k, v in (item.get("tags") or {}).items()}
         self._seen[fold(name)] = _Seen(tags, item.get("contentType"))
+        props = {f"tag:{k}": v for k, v in tags.items()}
+        if item.get("contentType") is not None:  # kept across new versions (another tool's setting)
+            props[CONTENT_TYPE] = str(item["contentType"])
         if deleted:
             lifecycle = Lifecycle.PENDING_DELETION
         elif not attrs.get("enabled", True) or item.get("managed"):
@@ -123,7 +128,7 @@ class AzureKeyVault:
             lifecycle = Lifecycle.ACTIVE
         updated = attrs.get("updated")
         return ObservedEntry(key=name, version=str(updated) if updated is not None else None, lifecycle=lifecycle,
-                             owner=tags.get(SYNC_TAG), properties=frozen_map({f"tag:{k}": v for k, v in tags.items()}))
+                             owner=tags.get(SYNC_TAG), properties=frozen_map(props))
 
     def _get(self, name: str) -> Reply:
         """The latest version (value included); 403 for a disabled secret, 404 when absent."""
@@ -166,6 +171,8 @@ class AzureKeyVault:
     def _tags(self, change: Change) -> dict[str, str]:
         """The full tag set after this change: what the secret carries now, minus the tags we
         drop, plus the ones we set (a new version would otherwise lose foreign tags)."""
+        if change.properties_after is not None:  # planned: ours and others' tags
+            return {k[4:]: v for k, v in change.properties_after.items() if k.startswith("tag:")}
         seen = self._seen.get(fold(change.key))
         tags = dict(seen.tags) if seen and change.action is not Action.CREATE else {}
         for prop in change.unset_properties:
@@ -194,8 +201,9 @@ class AzureKeyVault:
             return self._done(change, reply, props)
         body: dict[str, Any] = {"value": want.reveal(), "tags": tags}
         seen = self._seen.get(fold(key))
-        if seen is not None and seen.content_type is not None and change.action is not Action.CREATE:
-            body["contentType"] = seen.content_type
+        content_type = (change.properties_after or {}).get(CONTENT_TYPE) or (seen.content_type if seen else None)
+        if content_type is not None and change.action is not Action.CREATE:
+            body["contentType"] = content_type
 
         def landed() -> Reply | None:
             current = self._get(key)
