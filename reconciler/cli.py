@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from reconciler import __version__
 
@@ -52,8 +52,16 @@ def _use_color(stream: TextIO, flag: bool | None) -> bool:
     return stream.isatty()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error, which is "changes pending" under --detailed-exitcode."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--state-dir", type=Path, default=None,
                         help="state directory (default: $RECONCILER_STATE_DIR, $STATE_DIRECTORY, "
                              "or $XDG_STATE_HOME/reconciler)")
@@ -63,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--no-color", dest="color", action="store_false", default=None,
                         help="never colour output (NO_COLOR is honoured too)")
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="reconciler",
         description="Keep secret stores converged on specs.",
         epilog="Exit codes: 0 ok, 1 error (invalid specs, a failed sync), 2 changes pending "
@@ -402,7 +410,10 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:  # --help, --version, usage errors: return the code, as for any command
+        return e.code if isinstance(e.code, int) else EXIT_ERROR
     quiet_default = "warning" if args.command in ("validate", "plan", "status") else "info"
     from reconciler.logging import configure as configure_logging
 
