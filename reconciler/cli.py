@@ -226,7 +226,21 @@ def _summary(out: Any) -> str:
     return ", ".join(parts)
 
 
-def _report(outcomes: Sequence[Any], verb: str) -> int:
+def _imported(out: Any, specs: Any) -> str | None:
+    """Which keys an import wrote into which file (or KMS folder): the user's file changed."""
+    from reconciler.model import Action
+
+    keys = [r.change.key for r in out.results if r.ok and r.change.action is Action.IMPORT]
+    sync = specs.syncs.get(out.sync) if keys and specs is not None else None
+    if sync is None:
+        return None
+    conn = specs.connections.get(sync.source)
+    where = str(conn.path) if conn is not None and conn.path is not None else f"source {sync.source}"
+    shown = ", ".join(keys[:20]) + (f" and {len(keys) - 20} more" if len(keys) > 20 else "")
+    return f"  < imported {shown} into {where} ({sync.environment}:{sync.secret_path})"
+
+
+def _report(outcomes: Sequence[Any], verb: str, specs: Any = None) -> int:
     code = EXIT_OK
     for out in outcomes:
         if out.error:
@@ -237,6 +251,9 @@ def _report(outcomes: Sequence[Any], verb: str) -> int:
         if out.plan is not None and out.plan.drift:
             line += f"; {len(out.plan.drift)} drifted (reported, not corrected)"
         print(line)
+        imported = _imported(out, specs)
+        if imported:
+            print(imported)
         for r in out.results:
             if not r.ok:
                 print(f"  ! {r.change.action.value} {r.change.key}: {r.error}")
@@ -281,7 +298,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
                     continue
                 outcomes.append(rec.apply_sync(s))
         state.close()
-    code = _report(outcomes, "Apply")
+    code = _report(outcomes, "Apply", specs)
     if stop.is_set():
         print("Interrupted: the writes in flight finished and are recorded; nothing else was started.",
               file=sys.stderr)
@@ -338,7 +355,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     with _interruptible(stop):
         out = Reconciler(specs, state, stop=stop).import_sync(sync, priority)
     state.close()
-    return EXIT_INTERRUPTED if stop.is_set() else _report([out], "Import")
+    return EXIT_INTERRUPTED if stop.is_set() else _report([out], "Import", specs)
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
