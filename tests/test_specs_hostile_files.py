@@ -95,3 +95,11 @@ def test_unreadable_directory_and_file_are_errors_naming_them() -> None:
         assert f"{locked}:0: $: cannot read spec directory: permission denied" in r.stderr, r
         assert f"{secret}:0: $: spec file cannot be read: permission denied" in r.stderr, r
         assert "Traceback" not in r.stderr and "Valid" not in r.stdout
+
+
+def test_a_secrets_file_that_is_a_fifo_is_named_as_such(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "secrets.yaml")
+    (tmp_path / "c.yaml").write_text("kind: Connection\nname: local\napp: file\npath: secrets.yaml\n")
+    (m,) = _messages(tmp_path)
+    expected = f"{tmp_path / 'c.yaml'}:4: $.path: secrets file {tmp_path / 'secrets.yaml'} is not a regular file"
+    assert m == f"warning: {expected}"

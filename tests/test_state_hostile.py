@@ -107,3 +107,10 @@ def test_reset_keeps_ownership(ws: Workspace, sm_client: Any) -> None:
     inventory = store.inventory("app")
     store.close()
     assert len(inventory) == 30 and all(e.fingerprint is None and e.version for e in inventory.values())
+
+
+def test_state_dir_that_is_a_device(tmp_path: Path) -> None:
+    from reconciler.state.store import StateError
+
+    with pytest.raises(StateError, match=r"^state directory /dev/null is not a directory; remove it, or choose"):
+        _ = StateStore(Path("/dev/null")).fingerprinter

@@ -151,7 +151,8 @@ class StateStore:
         where = f"state directory {self.directory}"
         hint = "choose another with --state-dir or $RECONCILER_STATE_DIR"
         if self.directory.exists() and not self.directory.is_dir():
-            raise StateError(f"{where} is a file, not a directory; remove it, or {hint}")
+            what = "is a file, not a directory" if self.directory.is_file() else "is not a directory"
+            raise StateError(f"{where} {what}; remove it, or {hint}")
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not os.access(self.directory, os.W_OK | os.X_OK):
