@@ -81,13 +81,16 @@ def test_overwriting_a_block_scalar_keeps_the_blank_line_after_it(tmp_path: Path
     (DEV_APP, "dev:\n  /app: {A: x,}\n", 'dev:\n  /app: {A: x, K: "v"}\n'),
     (DEV_APP, "dev: {/app: }\n", 'dev: {/app: {K: "v"} }\n'),
     (DEV_APP, "dev:\n  app/:\n    A: x", 'dev:\n  app/:\n    A: x\n    K: "v"\n'),
+    (DEV_APP, "dev:\r\n  /app:\r\n    A: x\r\nprod: {}\r\n",
+     'dev:\r\n  /app:\r\n    A: x\r\n    K: "v"\r\nprod: {}\r\n'),
+    (DEV_APP, "\ufeffdev:\n  /app:\n    A: x\n", '\ufeffdev:\n  /app:\n    A: x\n    K: "v"\n'),
     (DEV_APP, "dev:\n  /app:\n    A: 'multi\n      line'  # c\n# end\n",
      'dev:\n  /app:\n    A: \'multi\n      line\'  # c\n    K: "v"\n# end\n'),
 ])
 def test_new_key_goes_where_a_person_would_put_it(tmp_path: Path, folder: Folder, original: str, expected: str) -> None:
     src = _src(tmp_path, original)
     src.write(folder, {"K": SecretValue("v")})
-    assert src.path.read_text() == expected
+    assert src.path.read_bytes().decode() == expected
     assert _values(src, folder)["K"] == "v"
 
 

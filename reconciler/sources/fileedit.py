@@ -70,6 +70,7 @@ class TextEdit:
     def __init__(self, text: str, step: int = 2) -> None:
         self.text = text
         self.step = step
+        self._newline = "\r\n" if "\r\n" in text else "\n"  # a CRLF file stays CRLF
         self._edits: list[tuple[int, int, str]] = []
 
     def result(self) -> str:
@@ -93,7 +94,7 @@ class TextEdit:
     def _insert_lines(self, at: int, lines: str) -> None:
         if at == len(self.text) and self.text and not self.text.endswith("\n"):
             lines = "\n" + lines
-        self._edits.append((at, at, lines))
+        self._edits.append((at, at, lines.replace("\n", self._newline)))
 
     def replace(self, node: Node, new: str) -> None:
         """Put ``new`` (already quoted) where the scalar ``node`` is written."""
