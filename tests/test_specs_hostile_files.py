@@ -103,3 +103,16 @@ def test_a_secrets_file_that_is_a_fifo_is_named_as_such(tmp_path: Path) -> None:
     (m,) = _messages(tmp_path)
     expected = f"{tmp_path / 'c.yaml'}:4: $.path: secrets file {tmp_path / 'secrets.yaml'} is not a regular file"
     assert m == f"warning: {expected}"
+
+
+@pytest.mark.parametrize("line", ["description: 2001-13-45", 'description: !!float "abc"', 'description: !!int "0x"',
+                                  "2001-02-30: x"])
+def test_a_value_python_cannot_construct_is_a_located_diagnostic(tmp_path: Path, line: str) -> None:
+    """PyYAML raises a bare ValueError for these: it was an "internal error"."""
+    (tmp_path / "s.yaml").write_text(f"kind: Connection\nname: c\n{line}\n---\nkind: Connection\nname: d\n"
+                                     "app: windmill\ninstanceUrl: http://127.0.0.1:1\n"
+                                     "credentials: {method: token, token: {env: T}}\n")
+    specs = load(tmp_path)
+    (m,) = [str(d) for d in specs.diagnostics]
+    assert m.startswith(f"{tmp_path / 's.yaml'}:3: $: invalid YAML: a value cannot be read as its YAML type"), m
+    assert list(specs.connections) == ["d"], "the next document still loads"

@@ -120,8 +120,16 @@ class MarkedLoader(GuardedLoader):
             self._walk(node, (), w)
             data = self.construct_document(node)
         except yaml.YAMLError as e:
-            self.constructed_objects = {}
+            self._reset()
             yield _yaml_diagnostic(file, e, self.text)
+            return
+        except (ValueError, TypeError, OverflowError):
+            # PyYAML builds dates and tagged numbers with Python's own constructors, which raise
+            # plain errors ("2001-13-45", "!!int 0x"): find the scalar and say where it is
+            self._reset()
+            yield Diagnostic(file, self._unconstructable(node), "$",
+                             "invalid YAML: a value cannot be read as its YAML type (an impossible date such as "
+                             "2001-13-45, or a !!int/!!float tag on text that is not a number); quote it")
             return
         if w.problems:
             yield from w.problems
@@ -129,6 +137,30 @@ class MarkedLoader(GuardedLoader):
         if data is None:
             return
         yield Document(file, index, data, Marks(start, MappingProxyType(w.keys), MappingProxyType(w.values)))
+
+    def _reset(self) -> None:
+        self.constructed_objects, self.recursive_objects, self.state_generators = {}, {}, []
+        self.deep_construct = False
+
+    def _unconstructable(self, root: Node) -> int:
+        """Line of the first scalar that does not construct (the document's start if none)."""
+        stack, seen = [root], 0
+        while stack and seen < MAX_NODES:
+            node = stack.pop()
+            seen += 1
+            if isinstance(node, ScalarNode):
+                try:
+                    self.construct_object(node)
+                except (ValueError, TypeError, OverflowError, yaml.YAMLError):
+                    self._reset()
+                    return int(node.start_mark.line) + 1
+                finally:
+                    self._reset()
+            elif isinstance(node, MappingNode):
+                stack.extend(n for pair in reversed(node.value) for n in reversed(pair))
+            elif isinstance(node, SequenceNode):
+                stack.extend(reversed(node.value))
+        return int(root.start_mark.line) + 1
 
     def _walk(self, node: Node, path: JsonPath, w: _Walk) -> None:
         w.count[0] += 1
