@@ -35,11 +35,18 @@ def _error(tmp_path: Path, text: str | bytes) -> str:
     return message
 
 
-@pytest.mark.parametrize("value", ["!abc", f"!{CANARY}", "!!binary aGVsbG8=", "!!int 5", "!!null ''"])
+@pytest.mark.parametrize("value", ["!abc", f"!{CANARY}", "!!binary aGVsbG8=", "!!int 5", "!!float ''"])
 def test_a_tagged_value_is_an_error_not_an_empty_value(tmp_path: Path, value: str) -> None:
     m = _error(tmp_path, f"dev:\n  /app:\n    A: x\n    KEY: {value}\n")
     assert m.endswith("secrets.yaml:4: the value of 'KEY' has a YAML tag (it starts with '!'); "
                       "a secrets file holds text: quote it"), m
+
+
+def test_an_explicit_null_is_null(tmp_path: Path) -> None:
+    assert "secrets.yaml:3: the value of 'K' is empty (null)" in _error(tmp_path, "dev:\n  /app:\n    K: !!null ''\n")
+    p = tmp_path / "secrets.yaml"
+    p.write_text("dev:\n  /app: !!null 'null'\n")
+    assert FileSource(p).read(DEV_APP) == []
 
 
 def test_tagged_entry_and_folder(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ class _Loader(GuardedLoader):
             raise ComposerError(None, None, "a value starting with '*' is a YAML alias, and a secrets file takes "
                                 "none: write the value, quoted", event.start_mark)  # type: ignore[arg-type]
         node = super().compose_node(parent, index)
-        if node is not None and getattr(event, "tag", None) not in (None, "!", _STR_TAG):
+        if node is not None and getattr(event, "tag", None) not in (None, "!", _STR_TAG, _NULL_TAG):
             self.tagged.add(id(node))
         return node
 
@@ -244,7 +244,10 @@ class FileSource:
         parsed = self._parse(missing_ok=True)
         before = self._everything(parsed)  # a broken file is refused here, never overwritten
         text = self._edit(parsed, folder, updates)
-        after = self._everything(self._parsed_text(text))
+        try:
+            after = self._everything(self._parsed_text(text))
+        except (yaml.YAMLError, SourceError):
+            after = None
         place = (folder.environment, normalize_path(folder.secret_path))
         expected = {k: dict(v) for k, v in before.items()}
         current = expected.setdefault(place, {})
@@ -252,8 +255,9 @@ class FileSource:
             old = current.get(key)
             current[key] = SourceSecret(key, value, old.comment if old else "", old.metadata if old else frozen_map())
         if after != expected:
-            raise SourceError(f"{self.path}: import wrote nothing: the edited file would not read back as intended "
-                              "(please report this)")
+            raise SourceError(f"{self.path}: import wrote nothing: this file's layout cannot be edited in place "
+                              "safely (the edit would not read back as intended); add the keys by hand, or "
+                              "rewrite the folder in plain block style")
         self._replace(text)
 
     def _parsed_text(self, text: str) -> _Parsed:

@@ -123,13 +123,14 @@ class MarkedLoader(GuardedLoader):
             self._reset()
             yield _yaml_diagnostic(file, e, self.text)
             return
-        except (ValueError, TypeError, OverflowError):
-            # PyYAML builds dates and tagged numbers with Python's own constructors, which raise
-            # plain errors ("2001-13-45", "!!int 0x"): find the scalar and say where it is
+        except Exception:  # PyYAML's constructors raise plain errors on odd input
+            # dates and tagged scalars are built with Python's own constructors, which raise
+            # ValueError, IndexError, AttributeError... ("2001-13-45", "!!int ''", "!!timestamp x"):
+            # find the scalar and say where it is
             self._reset()
             yield Diagnostic(file, self._unconstructable(node), "$",
                              "invalid YAML: a value cannot be read as its YAML type (an impossible date such as "
-                             "2001-13-45, or a !!int/!!float tag on text that is not a number); quote it")
+                             "2001-13-45, or a !!int/!!float/!!timestamp tag on text that is not one); quote it")
             return
         if w.problems:
             yield from w.problems
@@ -151,7 +152,7 @@ class MarkedLoader(GuardedLoader):
             if isinstance(node, ScalarNode):
                 try:
                     self.construct_object(node)
-                except (ValueError, TypeError, OverflowError, yaml.YAMLError):
+                except Exception:  # as above
                     self._reset()
                     return int(node.start_mark.line) + 1
                 finally:
