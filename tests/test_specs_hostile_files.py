@@ -106,7 +106,7 @@ def test_a_secrets_file_that_is_a_fifo_is_named_as_such(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("line", ["description: 2001-13-45", 'description: !!float "abc"', 'description: !!int "0x"',
-                                  "2001-02-30: x"])
+                                  "2001-02-30: x", "description: !!timestamp x", "description: !!int ''"])
 def test_a_value_python_cannot_construct_is_a_located_diagnostic(tmp_path: Path, line: str) -> None:
     """PyYAML raises a bare ValueError for these: it was an "internal error"."""
     (tmp_path / "s.yaml").write_text(f"kind: Connection\nname: c\n{line}\n---\nkind: Connection\nname: d\n"
