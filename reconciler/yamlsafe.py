@@ -12,7 +12,6 @@ Both readers need the same guards, so they live here once:
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import stat
@@ -21,6 +20,8 @@ from pathlib import Path
 import yaml
 from yaml.composer import ComposerError
 from yaml.nodes import Node
+
+from reconciler.oserror import os_reason as os_reason  # re-exported for the YAML readers
 
 #: deeper than any spec or secrets file needs, far below Python's recursion limit
 MAX_DEPTH = 64
@@ -37,18 +38,6 @@ class InputError(Exception):
 
 class NotRegularFile(InputError):
     """Not a regular file (directory, FIFO, device): callers may skip it rather than fail."""
-
-
-def os_reason(e: OSError) -> str:
-    """An OSError in words, without ``[Errno N]`` and without repeating the path."""
-    words = {
-        errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.ENOENT: "does not exist",
-        errno.ENOTDIR: "a parent of it is not a directory", errno.EISDIR: "is a directory",
-        errno.ELOOP: "too many levels of symbolic links", errno.EROFS: "read-only file system",
-        errno.ENOSPC: "no space left on the device", errno.EEXIST: "already exists",
-        errno.ENAMETOOLONG: "the name is too long",
-    }
-    return words.get(e.errno or 0) or (e.strerror or type(e).__name__).lower()
 
 
 def read_regular(path: Path, limit: int) -> bytes:

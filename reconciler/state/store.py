@@ -21,9 +21,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 
+from reconciler.errors import StateError as StateError  # re-exported: callers import it from here
 from reconciler.logging import get_logger
 from reconciler.model import Fingerprinter, InventoryEntry
-from reconciler.yamlsafe import os_reason
+from reconciler.oserror import os_reason
 
 DB_NAME = "state.db"
 KEY_NAME = "fingerprint.key"
@@ -61,8 +62,6 @@ CREATE TABLE IF NOT EXISTS status (
 """
 
 
-class StateError(Exception):
-    """The state cannot be used; the message says where and what to do (never a raw Errno)."""
 
 
 _MOVE_ASIDE = "move it aside: state is a cache, and the next run rebuilds it at the cost of API calls"
