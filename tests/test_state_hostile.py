@@ -114,3 +114,15 @@ def test_state_dir_that_is_a_device(tmp_path: Path) -> None:
 
     with pytest.raises(StateError, match=r"^state directory /dev/null is not a directory; remove it, or choose"):
         _ = StateStore(Path("/dev/null")).fingerprinter
+
+
+def test_a_database_from_before_the_key_check_still_works(ws: Workspace) -> None:
+    import sqlite3
+
+    assert ws.run("apply").code == 0
+    with sqlite3.connect(ws.state / "state.db") as db:
+        db.execute("DROP TABLE meta")
+    r = ws.run("plan", "--detailed-exitcode")  # read-only: no migration, no complaint
+    assert r.code == 0 and "reset" not in r.err and "damaged" not in r.err, str(r)
+    r = ws.run("apply")
+    assert r.code == 0 and "app: no changes" in r.out and "reset" not in r.err, str(r)

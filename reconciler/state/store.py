@@ -237,7 +237,9 @@ class StateStore:
         if conn is None:
             return
         with self._guard():
-            row = conn.execute("SELECT value FROM meta WHERE name = ?", (_KEY_CHECK,)).fetchone()
+            # a database from before the check (opened read-only, so not migrated) has no meta table
+            has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+            row = conn.execute("SELECT value FROM meta WHERE name = ?", (_KEY_CHECK,)).fetchone() if has_meta else None
             fingerprints = conn.execute("SELECT count(*) FROM inventory WHERE fingerprint IS NOT NULL").fetchone()[0]
             stale = (row[0] != _key_check(key)) if row is not None else (created and fingerprints > 0)
             if stale and fingerprints:
