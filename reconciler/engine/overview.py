@@ -17,7 +17,7 @@ from reconciler.engine.outcome import DRIFT_NOTE
 from reconciler.engine.reconcile import Reconciler
 from reconciler.errors import ReconcilerError
 from reconciler.specs.model import SecretSync, SpecSet
-from reconciler.state.store import StateStore
+from reconciler.state.backend import StateBackend
 
 STATES: Final = ("synced", "out of sync", "failed", "never run", "suspended", "disabled", "invalid")
 
@@ -47,7 +47,7 @@ def _moved(rec: Reconciler, sync: SecretSync, recorded: str | None) -> bool:
         return False
 
 
-def rows(specs: SpecSet, state: StateStore, live: Mapping[str, Any] | None,
+def rows(specs: SpecSet, state: StateBackend, live: Mapping[str, Any] | None,
          names: Sequence[str] = ()) -> list[dict[str, Any]]:
     """One row per sync of the specs (only ``names`` when given), sorted by name: ``name``,
     ``state``, the seeds' status fields, what the daemon plans next, and for an invalid sync
