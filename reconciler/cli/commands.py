@@ -15,13 +15,13 @@ from reconciler.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     default_dir,
-    default_state_dir,
     interruptible,
     load_specs,
     one_sync,
     open_state,
     report,
     select,
+    state_location,
     target_of,
     use_color,
 )
@@ -50,7 +50,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
     if args.out is not None:  # fingerprints must be under the key `apply --plan` will use
-        _ = open_state(args, readonly=False).fingerprinter
+        writable = open_state(args, readonly=False)
+        _ = writable.fingerprinter
+        writable.close()
     state = open_state(args, readonly=True)
     rec = Reconciler(specs, state)
     rendered: list[Any] = []
@@ -163,10 +165,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.sync:
         print("error: --sync needs the spec directory: reconciler status DIR --sync NAME", file=sys.stderr)
         return EXIT_ERROR
-    state = open_state(args, readonly=True)
+    location = state_location(args)
+    state = location.open(readonly=True)
     rows = [s.as_dict() for s in state.all_status()]
     state.close()
-    live = (read_live(state.directory) or {}).get("syncs", {})
+    live = (read_live(location.directory) or {}).get("syncs", {})
     for r in rows:
         r.pop("target", None)
         planned = live.get(r["sync"]) or {}
@@ -197,5 +200,5 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from reconciler.daemon.main import run
 
-    return run(Path(args.dir or default_dir()), args.state_dir or default_state_dir(), listen=args.listen,
+    return run(Path(args.dir or default_dir()), state_location(args), listen=args.listen,
                workers=args.workers, per_connection=args.per_connection, shutdown_timeout=args.shutdown_timeout)

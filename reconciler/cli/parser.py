@@ -25,6 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--state-dir", type=Path, default=None,
                         help="state directory (default: $RECONCILER_STATE_DIR, $STATE_DIRECTORY, "
                              "or $XDG_STATE_HOME/reconciler)")
+    common.add_argument("--state-url", default=None, metavar="URL",
+                        help="keep the state in PostgreSQL (postgresql://USER@HOST/DB; replicas share it) "
+                             "instead of the state directory (default: $RECONCILER_STATE_URL); a password "
+                             "only by reference: ?password_file=PATH, ?password_credential=NAME, PGPASSFILE")
+    common.add_argument("--state-key-file", type=Path, default=None, metavar="PATH",
+                        help="the fingerprint key shared by replicas, with --state-url "
+                             "(default: $RECONCILER_STATE_KEY_FILE); never stored in the database")
     common.add_argument("--log-format", choices=("console", "json"), default=None,
                         help="log format on stderr (default: console; json under run)")
     common.add_argument("--log-level", default=None, choices=("debug", "info", "warning", "error"))

@@ -43,6 +43,7 @@ from reconciler.sources import catalog
 from reconciler.sources.catalog import SourceCatalog
 from reconciler.specs.loader import load as load_specs
 from reconciler.specs.model import SecretSync, SpecSet
+from reconciler.state.location import Opener
 
 __all__ = ["Daemon", "RunResult"]
 
@@ -71,6 +72,8 @@ class Daemon:
         self._initial: set[str] | None = None
         self.schedule = Schedule(self._due)
         self.listings = Listings()
+        #: the state every run uses (a PostgreSQL one shares one small pool)
+        self.states = Opener(config.location, pool_size=config.workers + 2)
         self.batches = Batches(self.listings, destinations, lambda: self.specs)
         self.polls = changes.Polls(self.sources, self.schedule, self.trigger, self._spawn)
         self.runner = Runner(self._work, self._connection_of, workers=config.workers,
@@ -100,8 +103,7 @@ class Daemon:
             if self.config.listen is not None:
                 self.server = await Api(self).start(*self.config.listen)
                 self.log.info("daemon.listening", address=f"{self.server.host}:{self.server.port}")
-            state_dir = self.config.state_dir
-            await in_thread(lambda: init_state(state_dir), "state-init")
+            await in_thread(lambda: init_state(self.states), "state-init")
             self.schedule.start()
             self._signals(install=True)
             await self.reload("startup")
@@ -172,6 +174,8 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.polls.close()
+        if not unfinished:  # abandoned runs may still write: their process exit ends the pool
+            self.states.close()
         self._write_status(running=False)
         if self.server is not None:
             await self.server.close()
@@ -274,8 +278,7 @@ class Daemon:
             self._check_ready()
         self.log.warning("sync.removed", sync=name,
                          note="no longer reconciled; its destination secrets are left in place")
-        state_dir = self.config.state_dir
-        self._spawn(in_thread(lambda: record_removed(state_dir, name), "record-removed"), "record-removed")
+        self._spawn(in_thread(lambda: record_removed(self.states, name), "record-removed"), "record-removed")
 
     def _connection_of(self, name: str) -> str | None:
         sync = self.specs.syncs.get(name) if self.specs else None
@@ -338,7 +341,7 @@ class Daemon:
         if specs is None or sync is None or records.why_not(sync) is not None:
             return
         run_id = uuid.uuid4().hex[:12]
-        result = await in_thread(lambda: execute(specs, sync, self.config.state_dir, run_id, reason,
+        result = await in_thread(lambda: execute(specs, sync, self.states, run_id, reason,
                                                  destinations=self.destinations, sources=self.sources,
                                                  listings=self.listings),
                                  f"sync-{name}")

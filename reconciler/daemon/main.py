@@ -9,9 +9,10 @@ from pathlib import Path
 
 from reconciler.daemon.config import ConfigError, DaemonConfig, parse_listen
 from reconciler.logging import get_logger
+from reconciler.state.location import StateLocation
 
 
-def run(spec_dir: Path, state_dir: Path, *, listen: str, workers: int, per_connection: int,
+def run(spec_dir: Path, state: StateLocation, *, listen: str, workers: int, per_connection: int,
         shutdown_timeout: float) -> int:
     """0 after a graceful stop (SIGTERM/SIGINT); 1 when the daemon cannot start."""
     from reconciler.daemon.daemon import Daemon
@@ -28,10 +29,12 @@ def run(spec_dir: Path, state_dir: Path, *, listen: str, workers: int, per_conne
     if not spec_dir.is_dir():
         print(f"error: spec directory {spec_dir} does not exist (or is not a directory)", file=sys.stderr)
         return 1
-    config = DaemonConfig(spec_dir=spec_dir.absolute(), state_dir=state_dir.absolute(), listen=address,
-                          workers=workers, per_connection=per_connection, shutdown_timeout=shutdown_timeout)
+    state = StateLocation(state.directory.absolute(), state.url, state.key_file)
+    config = DaemonConfig(spec_dir=spec_dir.absolute(), state_dir=state.directory, listen=address,
+                          workers=workers, per_connection=per_connection, shutdown_timeout=shutdown_timeout,
+                          state=state if state.shared else None)
     get_logger(component="daemon").info("daemon.starting", specs=str(config.spec_dir),
-                                        state=str(config.state_dir), listen=listen)
+                                        state=state.describe(), listen=listen)
     from reconciler.state.store import StateError
 
     daemon = Daemon(config)
