@@ -201,4 +201,5 @@ def cmd_run(args: argparse.Namespace) -> int:
     from reconciler.daemon.main import run
 
     return run(Path(args.dir or default_dir()), state_location(args), listen=args.listen,
-               workers=args.workers, per_connection=args.per_connection, shutdown_timeout=args.shutdown_timeout)
+               workers=args.workers, per_connection=args.per_connection, shutdown_timeout=args.shutdown_timeout,
+               replica=args.replica_name, lease_seconds=args.lease_seconds)

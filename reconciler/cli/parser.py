@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--workers", type=int, default=4, help="syncs reconciled at once (default 4)")
     d.add_argument("--per-connection", type=int, default=2,
                    help="syncs reconciled at once per destination connection (default 2)")
+    d.add_argument("--replica-name", default=os.environ.get("RECONCILER_REPLICA_NAME"), metavar="NAME",
+                   help="this replica's name with --state-url (default: $RECONCILER_REPLICA_NAME or "
+                        "reconciler@HOST:PID)")
+    d.add_argument("--lease-seconds", type=float, default=os.environ.get("RECONCILER_LEASE_SECONDS", "30"),
+                   metavar="SECONDS", help="with --state-url: a replica silent this long has its syncs taken "
+                                           "over by the others (default: $RECONCILER_LEASE_SECONDS or 30)")
     d.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="SECONDS",
                    help="on SIGTERM, wait this long for reconciles in progress (default 30)")
     return p

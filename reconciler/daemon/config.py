@@ -46,6 +46,10 @@ class DaemonConfig:
     install_signals: bool = True
     #: PostgreSQL state shared by replicas (None: SQLite in ``state_dir``)
     state: StateLocation | None = None
+    #: this replica's name among those sharing the state (its sessions' application_name)
+    replica: str | None = None
+    #: a replica silent this long has its syncs taken over (heartbeats every third of it)
+    lease_seconds: float = 30.0
     #: a long-lived part (file watcher, health monitor) that dies is restarted after
     #: ``restart_pause`` seconds; dying more than ``max_restarts`` times a minute stops the
     #: daemon with exit code 1

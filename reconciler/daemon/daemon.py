@@ -27,6 +27,7 @@ from reconciler.daemon.backoff import retry_delay
 from reconciler.daemon.batches import Batches
 from reconciler.daemon.config import DaemonConfig
 from reconciler.daemon.execute import RunResult, execute, init_state, record_removed
+from reconciler.daemon.fleet import Fleet
 from reconciler.daemon.logs import bridge_stdlib
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.records import SyncRecord
@@ -44,6 +45,7 @@ from reconciler.sources.catalog import SourceCatalog
 from reconciler.specs.loader import load as load_specs
 from reconciler.specs.model import SecretSync, SpecSet
 from reconciler.state.location import Opener
+from reconciler.state.pg.database import replica_name
 
 __all__ = ["Daemon", "RunResult"]
 
@@ -73,7 +75,12 @@ class Daemon:
         self.schedule = Schedule(self._due)
         self.listings = Listings()
         #: the state every run uses (a PostgreSQL one shares one small pool)
-        self.states = Opener(config.location, pool_size=config.workers + 2)
+        replica = config.replica or replica_name()
+        self.states = Opener(config.location, pool_size=config.workers + 4, name=replica)
+        #: replicas sharing a PostgreSQL state: only a sync's owner runs it
+        self.fleet = Fleet(self.states.database, replica, config.lease_seconds,
+                           lambda: list(self.specs.syncs) if self.specs else [], self._take_over,
+                           self.metrics.registry) if config.location.shared else None
         self.batches = Batches(self.listings, destinations, lambda: self.specs)
         self.polls = changes.Polls(self.sources, self.schedule, self.trigger, self._spawn)
         self.runner = Runner(self._work, self._connection_of, workers=config.workers,
@@ -104,6 +111,9 @@ class Daemon:
                 self.server = await Api(self).start(*self.config.listen)
                 self.log.info("daemon.listening", address=f"{self.server.host}:{self.server.port}")
             await in_thread(lambda: init_state(self.states), "state-init")
+            if self.fleet is not None:
+                await self.fleet.beat()  # know the other replicas before the first runs
+                self.supervisor.start("replica heartbeat", self.fleet.run)
             self.schedule.start()
             self._signals(install=True)
             await self.reload("startup")
@@ -174,6 +184,8 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.polls.close()
+        if self.fleet is not None:
+            await self.fleet.leave()
         if not unfinished:  # abandoned runs may still write: their process exit ends the pool
             self.states.close()
         self._write_status(running=False)
@@ -205,6 +217,8 @@ class Daemon:
         """Why ``/readyz`` fails: not loaded, first reconcile still running, or a part down."""
         if self.specs is None:
             return "specs not loaded"
+        if self.fleet is not None and self.fleet.problem is not None:
+            return f"holding no sync: {self.fleet.problem}"
         if not self.ready:
             return "first reconcile in progress"
         ok, problems = self.healthy()
@@ -340,6 +354,9 @@ class Daemon:
         sync = specs.syncs.get(name) if specs else None
         if specs is None or sync is None or records.why_not(sync) is not None:
             return
+        if self.fleet is not None and not self.fleet.owns(name):
+            self._elsewhere(name, reason)
+            return
         run_id = uuid.uuid4().hex[:12]
         result = await in_thread(lambda: execute(specs, sync, self.states, run_id, reason,
                                                  destinations=self.destinations, sources=self.sources,
@@ -372,6 +389,19 @@ class Daemon:
             self._check_ready()
         self.notifier.notify(status=self._summary())
         self._write_status()
+
+    def _elsewhere(self, name: str, reason: str) -> None:
+        """Another replica holds this sync (or we hold none while the database is away)."""
+        assert self.fleet is not None
+        self.log.debug("reconcile.elsewhere", sync=name, trigger=reason, owner=self.fleet.owner(name))
+        if self._initial is not None:
+            self._initial.discard(name)
+            self._check_ready()
+
+    def _take_over(self, names: list[str]) -> None:
+        """A replica left or died: run the syncs it held that are ours now, at once."""
+        for name in names:
+            self.trigger(name, "takeover")
 
     def _check_ready(self) -> None:
         if not self.ready and self._initial is not None and not self._initial:

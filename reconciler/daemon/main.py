@@ -13,7 +13,7 @@ from reconciler.state.location import StateLocation
 
 
 def run(spec_dir: Path, state: StateLocation, *, listen: str, workers: int, per_connection: int,
-        shutdown_timeout: float) -> int:
+        shutdown_timeout: float, replica: str | None = None, lease_seconds: float = 30.0) -> int:
     """0 after a graceful stop (SIGTERM/SIGINT); 1 when the daemon cannot start."""
     from reconciler.daemon.daemon import Daemon
 
@@ -23,6 +23,8 @@ def run(spec_dir: Path, state: StateLocation, *, listen: str, workers: int, per_
             raise ConfigError("--workers and --per-connection must be at least 1")
         if shutdown_timeout < 0:
             raise ConfigError("--shutdown-timeout must not be negative")
+        if lease_seconds < 1:
+            raise ConfigError("--lease-seconds must be at least 1")
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -32,7 +34,7 @@ def run(spec_dir: Path, state: StateLocation, *, listen: str, workers: int, per_
     state = StateLocation(state.directory.absolute(), state.url, state.key_file)
     config = DaemonConfig(spec_dir=spec_dir.absolute(), state_dir=state.directory, listen=address,
                           workers=workers, per_connection=per_connection, shutdown_timeout=shutdown_timeout,
-                          state=state if state.shared else None)
+                          state=state if state.shared else None, replica=replica, lease_seconds=lease_seconds)
     get_logger(component="daemon").info("daemon.starting", specs=str(config.spec_dir),
                                         state=state.describe(), listen=listen)
     from reconciler.state.store import StateError

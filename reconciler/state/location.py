@@ -44,13 +44,14 @@ class StateLocation:
 
             parse(self.url)
 
-    def database(self, *, readonly: bool = False, pool_size: int = 4) -> Any:
-        """A :class:`reconciler.state.pg.database.Database` (PostgreSQL only)."""
+    def database(self, *, readonly: bool = False, pool_size: int = 4, name: str | None = None) -> Any:
+        """A :class:`reconciler.state.pg.database.Database` (PostgreSQL only); ``name`` is the
+        replica's, as its sessions show in ``pg_stat_activity``."""
         from reconciler.state.pg.database import Database
         from reconciler.state.pg.url import parse
 
         assert self.url is not None
-        return Database(parse(self.url), self.key_file, readonly=readonly, pool_size=pool_size)
+        return Database(parse(self.url), self.key_file, readonly=readonly, pool_size=pool_size, name=name)
 
     def open(self, *, readonly: bool = False) -> StateBackend:
         """A store for one command; ``close()`` releases everything it opened."""
@@ -64,16 +65,18 @@ class StateLocation:
 class Opener:
     """The daemon's state: ``open()`` for each run (thread-safe), ``close()`` once at the end."""
 
-    def __init__(self, location: StateLocation, *, pool_size: int = 4) -> None:
+    def __init__(self, location: StateLocation, *, pool_size: int = 4, name: str | None = None) -> None:
         self.location = location
         self._pool_size = pool_size
+        self.name = name
         self._db: Any = None
         self._lock = threading.Lock()
 
-    def _database(self) -> Any:
+    def database(self) -> Any:
+        """The shared PostgreSQL database (made on first use)."""
         with self._lock:
             if self._db is None:
-                self._db = self.location.database(pool_size=self._pool_size)
+                self._db = self.location.database(pool_size=self._pool_size, name=self.name)
             return self._db
 
     def open(self) -> StateBackend:
@@ -81,7 +84,7 @@ class Opener:
             return StateStore(self.location.directory)
         from reconciler.state.pg.store import PostgresStore
 
-        return PostgresStore(self._database(), owns=False)
+        return PostgresStore(self.database(), owns=False)
 
     def ping(self) -> str | None:
         """Why the state cannot be used now (None: it can). SQLite is local: always usable."""

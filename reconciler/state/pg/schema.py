@@ -42,6 +42,17 @@ MIGRATIONS: tuple[str, ...] = (
         removeStatus text, lastRemoveJobId text, lastRemoveMessage text, lastRemovedAt text
     );
     """,
+    # 2: replicas that share the work, each with its last heartbeat (server time: no clock skew)
+    """
+    CREATE TABLE reconciler_replicas (
+        id text PRIMARY KEY,
+        host text NOT NULL,
+        pid integer NOT NULL,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        heartbeat_at timestamptz NOT NULL DEFAULT now(),
+        held integer NOT NULL DEFAULT 0
+    );
+    """,
 )
 
 LATEST = len(MIGRATIONS)
