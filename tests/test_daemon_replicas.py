@@ -90,6 +90,12 @@ def test_syncs_spread_and_each_runs_only_on_its_owner(fleet: list[DaemonHarness]
         body = h.http("GET", "/metrics")[1].decode()
         held = [line for line in body.splitlines() if line.startswith("reconciler_replica_held_syncs")]
         assert held == [f'reconciler_replica_held_syncs{{replica="{_name(h)}"}} {len(mine)}.0'], held
+    pg = fleet[0].config.state
+    assert pg is not None and pg.url is not None and pg.key_file is not None
+    r = fleet[0].cli("status", "--json", "--state-url", pg.url, "--state-key-file", str(pg.key_file))
+    assert {row["sync"]: row["heldBy"] for row in json.loads(r.out)["syncs"]} == owners
+    r = fleet[0].cli("status", str(fleet[0].ws.specs), "--state-url", pg.url, "--state-key-file", str(pg.key_file))
+    assert f"s0: synced (aws-secrets-manager)" in r.out and f"  held by replica {owners['s0']}" in r.out, r.out
     for s in SYNCS:
         assert sm_client.get_secret_value(SecretId=f"{s}/A")["SecretString"] == f"{s}-1"
         assert len(sm_client.list_secret_version_ids(SecretId=f"{s}/A")["Versions"]) == 1

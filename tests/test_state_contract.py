@@ -197,3 +197,14 @@ def test_a_dead_holder_never_keeps_the_lock(location: StateLocation) -> None:
     with st.hold("app", wait=15):
         pass
     st.close()
+
+
+def test_holders_name_the_replica_running_a_sync(open_state: Open, location: StateLocation) -> None:
+    st, other = open_state(), open_state()
+    assert st.holders(["app", "other"]) == {}
+    with st.hold("app"):
+        if location.url is None:
+            assert other.holders(["app"]) == {}  # one host: nobody to name
+        else:
+            assert other.holders(["app", "other"]) == {"app": st.db.name}  # type: ignore[attr-defined]
+    assert other.holders(["app"]) == {}

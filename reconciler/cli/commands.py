@@ -168,12 +168,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     location = state_location(args)
     state = location.open(readonly=True)
     rows = [s.as_dict() for s in state.all_status()]
+    held = state.holders([r["sync"] for r in rows])  # replicas sharing a PostgreSQL state
     state.close()
     live = (read_live(location.directory) or {}).get("syncs", {})
     for r in rows:
         r.pop("target", None)
         planned = live.get(r["sync"]) or {}
         r["nextAttemptAt"] = planned.get("nextAttemptAt")  # only while a daemon runs
+        if held:
+            r["heldBy"] = held.get(r["sync"])
     if args.json:
         print(json.dumps({"format_version": "1", "syncs": rows}, indent=2))
         return EXIT_OK
@@ -185,6 +188,8 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"{'  last synced ' + r['lastSyncedAt'] if r['lastSyncedAt'] else ''}")
         if r["lastSyncMessage"]:
             print(f"  message: {r['lastSyncMessage']}")
+        if r.get("heldBy"):
+            print(f"  held by replica {r['heldBy']}")
         if r["nextAttemptAt"]:
             print(f"  next attempt: {r['nextAttemptAt']} (the daemon retries with backoff)")
         for job in ("Import", "Remove"):

@@ -46,6 +46,7 @@ class Fleet:
         self._taken = Counter("reconciler_lease_takeovers_total",
                               "Syncs this replica took over from a replica that left or died.", ["replica"],
                               registry=r)
+        self._held.labels(replica).set_function(lambda: len(self.held()))  # as of the scrape
         self._live = Gauge("reconciler_replicas_live", "Replicas this one sees alive (itself included).",
                            registry=r)
 
@@ -79,7 +80,6 @@ class Fleet:
             if not self.usable() and self.members:
                 self.log.warning("fleet.out", note="the state database is out of reach: holding no sync")
                 self.members = []
-            self._held.labels(self.replica).set(0)
             return
         was_usable, before = self.usable() or self._last_ok is None, self.members
         first = self._last_ok is None
@@ -97,7 +97,6 @@ class Fleet:
                 self._taken.labels(self.replica).inc(len(gained))
                 self.log.info("fleet.takeover", syncs=gained)
                 self._on_takeover(gained)
-        self._held.labels(self.replica).set(len(self.held()))
 
     async def run(self) -> None:
         while True:

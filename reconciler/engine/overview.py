@@ -55,7 +55,9 @@ def rows(specs: SpecSet, state: StateBackend, live: Mapping[str, Any] | None,
     daemon = (live or {}).get("syncs") or {}
     rec = Reconciler(specs, state)
     out = []
-    for name in sorted(names or {*specs.syncs, *specs.invalid_syncs}):
+    chosen = sorted(names or {*specs.syncs, *specs.invalid_syncs})
+    held = state.holders(chosen)  # replicas sharing a PostgreSQL state: who runs each sync
+    for name in chosen:
         sync = specs.syncs.get(name)
         invalid = name in specs.invalid_syncs
         seeds = state.status(name).as_dict()
@@ -73,6 +75,8 @@ def rows(specs: SpecSet, state: StateBackend, live: Mapping[str, Any] | None,
             "nextAttemptAt": planned.get("nextAttemptAt"),
             "daemon": live is not None,
         }
+        if held:
+            row["heldBy"] = held.get(name)
         if invalid:
             row["diagnostics"] = [str(d) for d in specs.invalid_syncs[name]]
             row["keptByDaemon"] = planned.get("state") == "invalid-kept"
@@ -93,6 +97,8 @@ def render_text(table: Sequence[Mapping[str, Any]]) -> str:
                     else "not run until fixed")
             lines.append(f"  invalid spec ({kept}):")
             lines += [f"    {d}" for d in r["diagnostics"]]
+        if r.get("heldBy"):
+            lines.append(f"  held by replica {r['heldBy']}")
         if r["manual"]:
             lines.append("  manual: runs only on `apply --sync` (isAutoSyncEnabled: false)")
         if r["lastSyncMessage"]:

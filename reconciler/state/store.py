@@ -239,6 +239,10 @@ class StateStore:
         """One writing run of ``sync`` at a time across processes on this host (``flock``)."""
         return locks.hold(self.directory, sync, wait=wait)
 
+    def holders(self, syncs: list[str]) -> dict[str, str]:
+        """One host, no replicas: nobody to name."""
+        return {}
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()

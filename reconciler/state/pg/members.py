@@ -39,28 +39,46 @@ def owner(sync: str, members: Iterable[str]) -> str | None:
 def heartbeat(db: Any, replica: str, lease: float, held: int) -> list[str]:
     """Say this replica is alive (and how many syncs it holds); the live members, sorted."""
     with db.connection() as conn, conn.transaction():
-        conn.execute("INSERT INTO reconciler_replicas (id, host, pid, held) VALUES (%s, %s, %s, %s) "
-                     "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), held = excluded.held",
-                     (replica, socket.gethostname(), os.getpid(), held))
+        conn.execute("INSERT INTO reconciler_replicas (id, host, pid, held, lease_seconds) VALUES (%s, %s, %s, %s, %s) "
+                     "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), held = excluded.held, "
+                     "lease_seconds = excluded.lease_seconds",
+                     (replica, socket.gethostname(), os.getpid(), held, lease))
         conn.execute("DELETE FROM reconciler_replicas WHERE heartbeat_at < now() - make_interval(secs => %s)",
                      (lease * FORGET_AFTER_LEASES,))
-        return _live(conn, lease)
+        return _live(conn)
 
 
-def live(db: Any, lease: float) -> list[str]:
+def live(db: Any) -> list[str]:
     """The live members, read only (``status``)."""
     if not db.ready:
         return []
     with db.connection() as conn:
         if conn.execute("SELECT to_regclass('reconciler_replicas')").fetchone()[0] is None:
             return []
-        return _live(conn, lease)
+        return _live(conn)
 
 
-def _live(conn: Any, lease: float) -> list[str]:
-    rows = conn.execute("SELECT id FROM reconciler_replicas WHERE heartbeat_at >= now() - make_interval(secs => %s) "
-                        "ORDER BY id", (lease * LIVE_SHARE,)).fetchall()
+def _live(conn: Any) -> list[str]:
+    """Each member by its own lease: every viewer agrees, whatever lease it was started with."""
+    rows = conn.execute("SELECT id FROM reconciler_replicas WHERE heartbeat_at >= now() - "
+                        "make_interval(secs => lease_seconds * %s) ORDER BY id", (LIVE_SHARE,)).fetchall()
     return [str(r[0]) for r in rows]
+
+
+def holders(db: Any, syncs: Iterable[str]) -> dict[str, str]:
+    """Which replica holds each sync: the one running it now (its lock's session), else its
+    owner among the live replicas; syncs no live replica holds are left out."""
+    from reconciler.state.pg.database import lock_key
+
+    names = list(syncs)
+    alive = live(db)
+    with db.connection() as conn:
+        running = db.holders(conn)
+    out = {n: running[lock_key(n)] for n in names if lock_key(n) in running}
+    for n in names:
+        if n not in out and alive:
+            out[n] = owner(n, alive) or ""
+    return {n: who for n, who in out.items() if who}
 
 
 def leave(db: Any, replica: str) -> None:

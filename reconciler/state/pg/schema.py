@@ -50,7 +50,8 @@ MIGRATIONS: tuple[str, ...] = (
         pid integer NOT NULL,
         started_at timestamptz NOT NULL DEFAULT now(),
         heartbeat_at timestamptz NOT NULL DEFAULT now(),
-        held integer NOT NULL DEFAULT 0
+        held integer NOT NULL DEFAULT 0,
+        lease_seconds real NOT NULL
     );
     """,
 )

@@ -113,6 +113,13 @@ class PostgresStore:
     def hold(self, sync: str, *, wait: float = 10.0) -> contextlib.AbstractContextManager[None]:
         return self.db.hold(sync, wait=wait)
 
+    def holders(self, syncs: list[str]) -> dict[str, str]:
+        if not self.db.ready:
+            return {}
+        from reconciler.state.pg import members
+
+        return members.holders(self.db, syncs)
+
     def close(self) -> None:
         if self._owns:
             self.db.close()
