@@ -22,6 +22,7 @@ from reconciler.state.pg import members
 from tests.fixtures_postgres import PgState
 from tests.support.cli import Workspace
 from tests.support.daemon import DaemonHarness, wait_until
+from tests.support.postgres import APP_PASSWORD, Cluster
 
 SYNCS = [f"s{i}" for i in range(9)]
 LEASE = 3.0
@@ -95,7 +96,7 @@ def test_syncs_spread_and_each_runs_only_on_its_owner(fleet: list[DaemonHarness]
     r = fleet[0].cli("status", "--json", "--state-url", pg.url, "--state-key-file", str(pg.key_file))
     assert {row["sync"]: row["heldBy"] for row in json.loads(r.out)["syncs"]} == owners
     r = fleet[0].cli("status", str(fleet[0].ws.specs), "--state-url", pg.url, "--state-key-file", str(pg.key_file))
-    assert f"s0: synced (aws-secrets-manager)" in r.out and f"  held by replica {owners['s0']}" in r.out, r.out
+    assert "s0: synced (aws-secrets-manager)" in r.out and f"  held by replica {owners['s0']}" in r.out, r.out
     for s in SYNCS:
         assert sm_client.get_secret_value(SecretId=f"{s}/A")["SecretString"] == f"{s}-1"
         assert len(sm_client.list_secret_version_ids(SecretId=f"{s}/A")["Versions"]) == 1
@@ -180,3 +181,39 @@ def test_kill_9_a_replica_its_syncs_are_taken_over_and_a_change_is_written_once(
         for p in procs.values():
             p.wait(30)
     assert [procs[n].returncode for n in names if n != "r2"] == [0, 0]
+
+
+@pytest.mark.slow
+def test_the_database_going_away_and_coming_back(tmp_path: Path, aws_endpoint: str, sm_client: Any,
+                                                 pg_cluster: Cluster) -> None:
+    """Its own cluster (stopped and started here): /readyz fails and the replica holds
+    nothing while the database is away; when it is back, the replica takes its syncs again
+    and runs them at once."""
+    own = Cluster(pg_cluster.bin)
+    own.start()
+    try:
+        own.create_app_role()
+        db = own.new_database()
+        password = tmp_path / "pw"
+        password.write_text(APP_PASSWORD)
+        key = tmp_path / "key"
+        key.write_bytes(os.urandom(32))
+        ws = Workspace(tmp_path, aws_endpoint)
+        _specs(ws)
+        loc = StateLocation(ws.state, own.app_url(db, password), key)
+        h = DaemonHarness(ws, state=loc, replica="only", lease_seconds=LEASE).start()
+        assert h.http("GET", "/readyz")[0] == 200
+        own.stop("immediate")
+        wait_until(lambda: h.http("GET", "/readyz")[0] == 503, 3 * LEASE, "/readyz to fail")
+        _code, body, _ = h.http("GET", "/readyz")
+        assert b"holding no sync" in body and b"PostgreSQL state" in body, body
+        assert h.daemon.fleet is not None and h.daemon.fleet.held() == []
+        ws.set_secrets({"A": "s0-2"}, path="/s0")  # heard, but not run: we hold nothing
+        own.start()
+        wait_until(lambda: h.http("GET", "/readyz")[0] == 200, 4 * LEASE, "/readyz to pass again")
+        wait_until(lambda: sm_client.get_secret_value(SecretId="s0/A")["SecretString"] == "s0-2", 15,
+                   "the change made while away to land")
+        assert h.stop() == 0
+        assert h.leaks() == []
+    finally:
+        own.destroy()

@@ -55,8 +55,9 @@ class Fleet:
         return self.lease * members.HEARTBEAT_SHARE
 
     def usable(self) -> bool:
-        """Our own membership is current: we may run what we own."""
-        return (self._last_ok is not None and self.replica in self.members
+        """Our own membership is current and the database answered our last heartbeat: we may
+        run what we own. One failed heartbeat is enough to stop taking work."""
+        return (self._last_ok is not None and self.problem is None and self.replica in self.members
                 and time.monotonic() - self._last_ok < self.lease * members.LIVE_SHARE)
 
     def owner(self, name: str) -> str | None:
