@@ -126,6 +126,8 @@ def test_read_only_use_is_read_only_on_the_server(pg_state: PgState, tmp_path: P
     ro: Any = loc.open(readonly=True)
     with ro.db.connection() as conn:
         assert conn.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+        # a replica cut off by the network: the server ends its sessions, and so frees its locks
+        assert conn.execute("SHOW tcp_keepalives_idle").fetchone()[0] == "10"
         with pytest.raises(Exception, match="read-only transaction"):
             conn.execute("DELETE FROM reconciler_status")
     ro.close()

@@ -32,6 +32,8 @@ POLL_SECONDS = 0.1
 CONNECT_TIMEOUT = 5
 #: how long a call waits for a pooled connection before the database counts as unreachable
 POOL_TIMEOUT = 10.0
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
+KEEPALIVE_SECONDS = KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_COUNT
 
 
 def _psycopg() -> Any:
@@ -83,12 +85,18 @@ class Database:
         self.name = name or replica_name()
         key = load_key(key_file)
         self._key_file = key_file
+        # keepalives both ways: a replica cut off by the network has its sessions (and so its
+        # sync locks) ended by the server in about KEEPALIVE_SECONDS, and notices it itself
+        options = [f"-c tcp_keepalives_idle={KEEPALIVE_IDLE}", f"-c tcp_keepalives_interval={KEEPALIVE_INTERVAL}",
+                   f"-c tcp_keepalives_count={KEEPALIVE_COUNT}"]
+        if readonly:
+            options.append("-c default_transaction_read_only=on")
         kwargs: dict[str, Any] = {"autocommit": True, "application_name": self.name,
-                                  "connect_timeout": CONNECT_TIMEOUT}
+                                  "connect_timeout": CONNECT_TIMEOUT, "keepalives": 1,
+                                  "keepalives_idle": KEEPALIVE_IDLE, "keepalives_interval": KEEPALIVE_INTERVAL,
+                                  "keepalives_count": KEEPALIVE_COUNT, "options": " ".join(options)}
         if url.password is not None:
             kwargs["password"] = url.password
-        if readonly:
-            kwargs["options"] = "-c default_transaction_read_only=on"
         with self.guard():
             conn = psycopg.connect(url.conninfo, **kwargs)
         try:
