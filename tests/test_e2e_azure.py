@@ -270,7 +270,7 @@ def test_import_prioritize_source_on_first_sync(ws: AzureWorkspace, kv_client: A
     r = ws.run("apply")
     assert r.code == 0, str(r)
     src = ws.secrets_file.read_text()
-    assert "ONLY_AT_DEST: from-vault" in src, "'-' is mapped back to '_' through the key schema"
+    assert 'ONLY_AT_DEST: "from-vault"' in src, "'-' is mapped back to '_' through the key schema"
     assert "dashed_key" not in src, "a name the source already renders to keeps its source key"
     assert kv_client.get_secret("app-BOTH").value == C1, "source wins"
     assert kv_client.get_secret("app-dashed-key").value == C3
@@ -299,7 +299,7 @@ def test_import_and_remove_commands(ws: AzureWorkspace, kv_client: Any) -> None:
     kv_client.set_secret("app-EXTRA-KEY", "added-in-the-vault")
     r = ws.run("import", "app", "--priority", "destination")
     assert r.code == 0, str(r)
-    assert "EXTRA_KEY: added-in-the-vault" in ws.secrets_file.read_text()
+    assert 'EXTRA_KEY: "added-in-the-vault"' in ws.secrets_file.read_text()
     st = json.loads(ws.run("status", "--json").out)["syncs"][0]
     assert st["importStatus"] == "succeeded"
 

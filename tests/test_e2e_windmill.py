@@ -272,7 +272,7 @@ def test_import_prioritize_source_on_first_sync(ws: WindmillWorkspace) -> None:
     r = ws.run("apply")
     assert r.code == 0, str(r)
     src = ws.secrets_file.read_text()
-    assert "ONLY_AT_DEST: from-windmill" in src and "NESTED" not in src
+    assert 'ONLY_AT_DEST: "from-windmill"' in src and "NESTED" not in src
     assert ws.var("BOTH").value == C1, "source wins"
     assert ws.var("NEW").value == C2 and ws.var("ONLY_AT_DEST").value == "from-windmill"
     assert ws.run("plan", "--detailed-exitcode").code == 0
@@ -299,7 +299,7 @@ def test_import_and_remove_commands(ws: WindmillWorkspace) -> None:
     ws.wm.store.put(WM_WORKSPACE, FOLDER + "EXTRA_KEY", "added-in-windmill")
     r = ws.run("import", "app", "--priority", "destination")
     assert r.code == 0, str(r)
-    assert "EXTRA_KEY: added-in-windmill" in ws.secrets_file.read_text()
+    assert 'EXTRA_KEY: "added-in-windmill"' in ws.secrets_file.read_text()
     st = json.loads(ws.run("status", "--json").out)["syncs"][0]
     assert st["importStatus"] == "succeeded"
 

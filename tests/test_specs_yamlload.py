@@ -161,7 +161,7 @@ def test_unreadable_and_non_utf8_files(tmp_path: Path) -> None:
     _, diags = load_file(bad)
     assert diags[0].message == "spec file is not UTF-8 text" and diags[0].line == 1
     _, diags = load_file(tmp_path / "missing.yaml")
-    assert diags[0].message.startswith("cannot read spec file")
+    assert diags[0].message == "spec file cannot be read: does not exist"
 
 
 def test_missing_directory(tmp_path: Path) -> None:

@@ -30,7 +30,10 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, --version, usage errors: return the code, as for any command
+        return e.code if isinstance(e.code, int) else EXIT_ERROR
     quiet_default = "warning" if args.command in ("validate", "plan", "status") else "info"
     from reconciler.logging import configure as configure_logging
 

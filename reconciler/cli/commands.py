@@ -120,7 +120,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
                     continue
                 outcomes.append(rec.apply_sync(s))
         state.close()
-    code = report(outcomes, "Apply")
+    code = report(outcomes, "Apply", specs)
     if stop.is_set():
         print("Interrupted: the writes in flight finished and are recorded; nothing else was started.",
               file=sys.stderr)
@@ -144,7 +144,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     with interruptible(stop):
         out = Reconciler(specs, state, stop=stop).import_sync(sync, priority)
     state.close()
-    return EXIT_INTERRUPTED if stop.is_set() else report([out], "Import")
+    return EXIT_INTERRUPTED if stop.is_set() else report([out], "Import", specs)
 
 
 def cmd_remove(args: argparse.Namespace) -> int:

@@ -119,7 +119,21 @@ def summary(out: Any) -> str:
     return ", ".join(parts)
 
 
-def report(outcomes: Sequence[Any], verb: str) -> int:
+def imported(out: Any, specs: Any) -> str | None:
+    """Which keys an import wrote into which file (or KMS folder): the user's file changed."""
+    from reconciler.model import Action
+
+    keys = [r.change.key for r in out.results if r.ok and r.change.action is Action.IMPORT]
+    sync = specs.syncs.get(out.sync) if keys and specs is not None else None
+    if sync is None:
+        return None
+    conn = specs.connections.get(sync.source)
+    where = str(conn.path) if conn is not None and conn.path is not None else f"source {sync.source}"
+    shown = ", ".join(keys[:20]) + (f" and {len(keys) - 20} more" if len(keys) > 20 else "")
+    return f"  < imported {shown} into {where} ({sync.environment}:{sync.secret_path})"
+
+
+def report(outcomes: Sequence[Any], verb: str, specs: Any = None) -> int:
     code = EXIT_OK
     for out in outcomes:
         if out.error:
@@ -130,6 +144,9 @@ def report(outcomes: Sequence[Any], verb: str) -> int:
         if out.plan is not None and out.plan.drift:
             line += f"; {len(out.plan.drift)} drifted (reported, not corrected)"
         print(line)
+        wrote = imported(out, specs)
+        if wrote:
+            print(wrote)
         for r in out.results:
             if not r.ok:
                 print(f"  ! {r.change.action.value} {r.change.key}: {r.error}")

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
+from typing import NoReturn
 
 from reconciler import __version__
+from reconciler.cli.common import EXIT_ERROR
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error, which is "changes pending" under --detailed-exitcode."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--state-dir", type=Path, default=None,
                         help="state directory (default: $RECONCILER_STATE_DIR, $STATE_DIRECTORY, "
                              "or $XDG_STATE_HOME/reconciler)")
@@ -20,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--no-color", dest="color", action="store_false", default=None,
                         help="never colour output (NO_COLOR is honoured too)")
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="reconciler",
         description="Keep secret stores converged on specs.",
         epilog="Exit codes: 0 ok, 1 error (invalid specs, a failed sync), 2 changes pending "

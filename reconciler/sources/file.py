@@ -1,8 +1,9 @@
 """The local file source: one YAML file of ``{environment: {secretPath: {KEY: value}}}``.
 
-A value is a scalar or ``{value, comment, metadata}``. Errors name file and line but never
-quote the file: PyYAML's own messages include a snippet of the offending line, which here
-would be a secret.
+A value is a scalar or ``{value, comment, metadata}``, and it is read as the text written
+(``05432`` stays ``05432``). A secrets file holds strings: a tagged value (``!abc`` is a tag
+with empty content, not text) or an alias is an error, never an empty value that would
+plan a delete. Errors name file and line and never quote the file: the text would be a secret.
 """
 
 from __future__ import annotations
@@ -10,19 +11,28 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
+from yaml.composer import ComposerError
+from yaml.events import AliasEvent
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from reconciler.model import SecretValue, SourceSecret, frozen_map
 from reconciler.sources.base import Folder, content_token
 from reconciler.sources.catalog import SourceConnection
 from reconciler.sources.errors import SourceError
+from reconciler.sources.fileedit import Entries, TextEdit, key_text, quote
+from reconciler.yamlsafe import SECRETS_MAX_BYTES, GuardedLoader, InputError, describe, os_reason, read_regular
 
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
 _ENTRY_FIELDS = frozenset({"value", "comment", "metadata"})
+#: no destination takes a longer name (AWS: 512, with the key schema's prefix)
+MAX_KEY_LENGTH = 512
+_STR_TAG = "tag:yaml.org,2002:str"
+_NULL_TAG = "tag:yaml.org,2002:null"
 
 
 def normalize_path(secret_path: str) -> str:
@@ -30,23 +40,42 @@ def normalize_path(secret_path: str) -> str:
     return p
 
 
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
+def shown(key: str) -> str:
+    """A key as put in a message: whole when short, else its start and its length."""
+    return repr(key) if len(key) <= 60 else f"'{key[:40]}…' ({len(key)} characters)"
 
 
-def _scalar_text(node: yaml.Node, file: Path, what: str) -> str:
-    if not isinstance(node, yaml.ScalarNode):
-        raise SourceError(f"{file}:{_line(node)}: {what} must be a single value")
-    if node.tag == "tag:yaml.org,2002:null":
-        raise SourceError(f"{file}:{_line(node)}: {what} is empty (null); quote an empty string as \"\"")
-    # scalars keep their text as written: `port: 05432` stays "05432", `on: yes` stays "yes"
-    return str(node.value)
+class _Loader(GuardedLoader):
+    """Refuses aliases, and remembers which nodes carry an explicit tag (``!x``, ``!!int``)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.tagged: set[int] = set()
+
+    def compose_node(self, parent: Node | None, index: object) -> Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, AliasEvent):
+            raise ComposerError(None, None, "a value starting with '*' is a YAML alias, and a secrets file takes "
+                                "none: write the value, quoted", event.start_mark)  # type: ignore[arg-type]
+        node = super().compose_node(parent, index)
+        if node is not None and getattr(event, "tag", None) not in (None, "!", _STR_TAG, _NULL_TAG):
+            self.tagged.add(id(node))
+        return node
 
 
-def _mapping(node: yaml.Node, file: Path, what: str) -> list[tuple[yaml.Node, yaml.Node]]:
-    if not isinstance(node, yaml.MappingNode):
-        raise SourceError(f"{file}:{_line(node)}: {what} must be a mapping")
-    return list(node.value)
+@dataclass(frozen=True)
+class _Parsed:
+    text: str
+    root: Node | None
+    tagged: frozenset[int]
+
+
+@dataclass(frozen=True)
+class _Folder:
+    env_key: Node
+    env_value: Node
+    key: Node | None = None
+    value: Node | None = None
 
 
 class FileSource:
@@ -57,27 +86,144 @@ class FileSource:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def _compose(self) -> yaml.Node | None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError as e:
-            raise SourceError(f"{self.path}: secrets file not found") from e
-        except OSError as e:
-            raise SourceError(f"{self.path}: cannot read secrets file ({e.strerror})") from e
-        except UnicodeDecodeError as e:
-            raise SourceError(f"{self.path}: secrets file is not UTF-8 text") from e
-        try:
-            return yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.MarkedYAMLError as e:
-            mark = e.problem_mark or e.context_mark
-            line = mark.line + 1 if mark else 0
-            raise SourceError(f"{self.path}:{line}: not valid YAML ({e.problem or 'syntax error'})") from None
-        except yaml.YAMLError:
-            raise SourceError(f"{self.path}: not valid YAML") from None
+    # -- parsing -------------------------------------------------------------------------------
+    def _error(self, node: Node, message: str) -> SourceError:
+        return SourceError(f"{self.path}:{node.start_mark.line + 1}: {message}")
 
+    def _parse(self, *, missing_ok: bool = False) -> _Parsed:
+        try:
+            raw = read_regular(self.path, SECRETS_MAX_BYTES)
+        except InputError as e:
+            if missing_ok and not os.path.lexists(self.path):
+                return _Parsed("", None, frozenset())
+            raise SourceError(f"{self.path}: secrets file {e}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = raw.count(b"\n", 0, e.start) + 1
+            raise SourceError(f"{self.path}:{line}: secrets file is not UTF-8 text") from None
+        loader: _Loader | None = None
+        try:
+            loader = _Loader(text)
+            root = loader.get_single_node()
+        except yaml.YAMLError as e:
+            line, column, problem = describe(e, text)
+            raise SourceError(f"{self.path}:{line}: not valid YAML: {problem} (column {column})") from None
+        finally:
+            if loader is not None:
+                loader.dispose()
+        return _Parsed(text, root, frozenset(loader.tagged))
+
+    def _text(self, parsed: _Parsed, node: Node, what: str) -> str:
+        if id(node) in parsed.tagged:
+            raise self._error(node, f"{what} has a YAML tag (it starts with '!'); a secrets file holds text: quote it")
+        if not isinstance(node, ScalarNode):
+            raise self._error(node, f"{what} must be a single value")
+        if node.tag == _NULL_TAG:
+            raise self._error(node, f'{what} is empty (null); quote an empty string as ""')
+        return str(node.value)  # the text as written: `port: 05432` stays "05432", `on: yes` stays "yes"
+
+    def _pairs(self, parsed: _Parsed, node: Node, what: str) -> list[tuple[Node, Node]]:
+        if id(node) in parsed.tagged:
+            raise self._error(node, f"{what} has a YAML tag (it starts with '!'); remove it")
+        if not isinstance(node, MappingNode):
+            raise self._error(node, f"{what} must be a mapping")
+        return list(node.value)
+
+    def _folders(self, parsed: _Parsed) -> Iterator[_Folder]:
+        """Every (environment, folder) of the file; two spellings of one place are an error."""
+        if parsed.root is None:
+            return
+        envs: dict[str, int] = {}
+        for env_key, env_value in self._pairs(parsed, parsed.root, "the top level (environments)"):
+            env = self._text(parsed, env_key, "an environment name")
+            line = env_key.start_mark.line + 1
+            if env in envs:
+                raise self._error(env_key, f"environment {shown(env)} appears twice (first at line {envs[env]})")
+            envs[env] = line
+            if isinstance(env_value, ScalarNode) and env_value.tag == _NULL_TAG and id(env_value) not in parsed.tagged:
+                yield _Folder(env_key, env_value)
+                continue
+            paths: dict[str, tuple[str, int]] = {}
+            yield _Folder(env_key, env_value)
+            for path_key, path_value in self._pairs(parsed, env_value, f"environment {shown(env)}"):
+                written = self._text(parsed, path_key, "a secret path")
+                path = normalize_path(written)
+                if path in paths:
+                    first, at = paths[path]
+                    raise self._error(path_key, f"secret path {shown(written)} is the same folder as {shown(first)} "
+                                      f"(line {at}); merge them into one")
+                paths[path] = (written, path_key.start_mark.line + 1)
+                yield _Folder(env_key, env_value, path_key, path_value)
+
+    def _find(self, parsed: _Parsed, environment: str, secret_path: str) -> tuple[_Folder | None, _Folder | None]:
+        """The environment's entry and the folder's entry (None when absent)."""
+        want = normalize_path(secret_path)
+        env_entry = folder_entry = None
+        for f in self._folders(parsed):
+            if self._text(parsed, f.env_key, "an environment name") != environment:
+                continue
+            if f.key is None:
+                env_entry = f
+            elif normalize_path(self._text(parsed, f.key, "a secret path")) == want:
+                folder_entry = f
+        return env_entry, folder_entry
+
+    def _secrets(self, parsed: _Parsed, folder: Node | None, where: str) -> dict[str, tuple[SourceSecret, Node]]:
+        """The folder's secrets, each with the node its value is written in."""
+        if folder is None or (isinstance(folder, ScalarNode) and folder.tag == _NULL_TAG
+                              and id(folder) not in parsed.tagged):
+            return {}
+        out: dict[str, tuple[SourceSecret, Node]] = {}
+        lines: dict[str, int] = {}
+        for key_node, value_node in self._pairs(parsed, folder, f"folder {where!r}"):
+            key = self._text(parsed, key_node, "a secret key")
+            if len(key) > MAX_KEY_LENGTH:
+                raise self._error(key_node, f"secret key {shown(key)} is longer than {MAX_KEY_LENGTH} characters")
+            if not key or not set(key) <= _KEY_CHARS:
+                raise self._error(key_node, f"secret key {shown(key)} may only contain letters, digits, '_', '-', '.'")
+            if key in out:
+                raise self._error(key_node, f"secret key {shown(key)} appears twice (first at line {lines[key]})")
+            lines[key] = key_node.start_mark.line + 1
+            out[key] = self._entry(parsed, key, value_node)
+        return out
+
+    def _entry(self, parsed: _Parsed, key: str, node: Node) -> tuple[SourceSecret, Node]:
+        name = shown(key)
+        if not isinstance(node, MappingNode) or id(node) in parsed.tagged:
+            return SourceSecret(key, SecretValue(self._text(parsed, node, f"the value of {name}"))), node
+        fields = {self._text(parsed, k, "a field name"): v for k, v in self._pairs(parsed, node, name)}
+        unknown = set(fields) - _ENTRY_FIELDS
+        if unknown:
+            raise self._error(node, f"{name}: unknown field(s) {sorted(unknown)}; expected value, comment, metadata")
+        if "value" not in fields:
+            raise self._error(node, f"{name}: missing field 'value'")
+        value = self._text(parsed, fields["value"], f"the value of {name}")
+        comment = self._text(parsed, fields["comment"], f"{name}.comment") if "comment" in fields else ""
+        metadata: dict[str, str] = {}
+        if "metadata" in fields:
+            for mk, mv in self._pairs(parsed, fields["metadata"], f"{name}.metadata"):
+                metadata[self._text(parsed, mk, "a metadata key")] = self._text(parsed, mv, f"{name}.metadata value")
+        return SourceSecret(key, SecretValue(value), comment, frozen_map(metadata)), fields["value"]
+
+    def _everything(self, parsed: _Parsed) -> dict[tuple[str, str], dict[str, SourceSecret]]:
+        """Every folder's secrets (all of the file is checked, not only the folder asked for)."""
+        out: dict[tuple[str, str], dict[str, SourceSecret]] = {}
+        for f in self._folders(parsed):
+            if f.key is not None:
+                env = self._text(parsed, f.env_key, "an environment name")
+                path = normalize_path(self._text(parsed, f.key, "a secret path"))
+                found = self._secrets(parsed, f.value, path)
+                out[(env, path)] = {k: s for k, (s, _) in found.items()}
+        return out
+
+    # -- the Source contract -------------------------------------------------------------------
     def read(self, folder: Folder) -> list[SourceSecret]:
         """Secrets of one environment and folder; a missing folder is an empty folder."""
-        return self._read(folder.environment, folder.secret_path)
+        parsed = self._parse()
+        path = normalize_path(folder.secret_path)
+        _, found = self._find(parsed, folder.environment, path)
+        return [s for s, _ in self._secrets(parsed, found.value if found is not None else None, path).values()]
 
     def change_token(self, folder: Folder) -> str:
         return content_token(self.read(folder))
@@ -85,87 +231,116 @@ class FileSource:
     def close(self) -> None:
         return None
 
-    def _read(self, environment: str, secret_path: str) -> list[SourceSecret]:
-        root = self._compose()
-        if root is None:
-            return []
-        want = normalize_path(secret_path)
-        folder: yaml.Node | None = None
-        for env_node, env_value in _mapping(root, self.path, "the top level (environments)"):
-            if _scalar_text(env_node, self.path, "an environment name") != environment:
-                continue
-            for path_node, path_value in _mapping(env_value, self.path, f"environment {environment!r}"):
-                if normalize_path(_scalar_text(path_node, self.path, "a secret path")) == want:
-                    folder = path_value
-        if folder is None or (isinstance(folder, yaml.ScalarNode) and folder.tag.endswith(":null")):
-            return []
-        out: dict[str, SourceSecret] = {}
-        for key_node, value_node in _mapping(folder, self.path, f"folder {want!r}"):
-            key = _scalar_text(key_node, self.path, "a secret key")
-            if not key or not set(key) <= _KEY_CHARS:
-                raise SourceError(
-                    f"{self.path}:{_line(key_node)}: secret key {key!r} may only contain letters, digits, '_', '-', '.'"
-                )
-            if key in out:
-                raise SourceError(f"{self.path}:{_line(key_node)}: secret key {key!r} appears twice")
-            out[key] = self._entry(key, value_node)
-        return list(out.values())
-
-    def _entry(self, key: str, node: yaml.Node) -> SourceSecret:
-        if isinstance(node, yaml.ScalarNode):
-            return SourceSecret(key, SecretValue(_scalar_text(node, self.path, f"the value of {key}")))
-        fields = dict((_scalar_text(k, self.path, "a field name"), v) for k, v in _mapping(node, self.path, key))
-        unknown = set(fields) - _ENTRY_FIELDS
-        if unknown:
-            raise SourceError(
-                f"{self.path}:{_line(node)}: {key}: unknown field(s) {sorted(unknown)}; "
-                "expected value, comment, metadata"
-            )
-        if "value" not in fields:
-            raise SourceError(f"{self.path}:{_line(node)}: {key}: missing field 'value'")
-        value = _scalar_text(fields["value"], self.path, f"the value of {key}")
-        comment = _scalar_text(fields["comment"], self.path, f"{key}.comment") if "comment" in fields else ""
-        metadata: dict[str, str] = {}
-        if "metadata" in fields:
-            for mk, mv in _mapping(fields["metadata"], self.path, f"{key}.metadata"):
-                metadata[_scalar_text(mk, self.path, "a metadata key")] = _scalar_text(
-                    mv, self.path, f"{key}.metadata value"
-                )
-        return SourceSecret(key, SecretValue(value), comment, frozen_map(metadata))
-
     def write(self, folder: Folder, updates: Mapping[str, SecretValue]) -> None:
-        """Create or overwrite keys in one folder, atomically (temp file + rename)."""
+        """Create or overwrite keys in one folder, changing no other byte of the file, then
+        replace the file atomically (temp file + rename). The edit is read back before it is
+        written: every other secret must read as before and each written one as written."""
         if not updates:
             return
-        environment, secret_path = folder.environment, folder.secret_path
-        # validate the current layout first so a broken file is never overwritten
-        self._read(environment, secret_path)
+        for key in updates:
+            if not key or not set(key) <= _KEY_CHARS or len(key) > MAX_KEY_LENGTH:
+                raise SourceError(f"{self.path}: cannot import key {shown(key)}: a secrets file key may only "
+                                  f"contain letters, digits, '_', '-', '.' (at most {MAX_KEY_LENGTH})")
+        parsed = self._parse(missing_ok=True)
+        before = self._everything(parsed)  # a broken file is refused here, never overwritten
+        text = self._edit(parsed, folder, updates)
         try:
-            data: Any = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            data = {}
-        want = normalize_path(secret_path)
-        env = data.setdefault(environment, {})
-        folder_key = next((k for k in env if normalize_path(str(k)) == want), want)
-        entries = env.get(folder_key) or {}
-        env[folder_key] = entries
+            after = self._everything(self._parsed_text(text))
+        except (yaml.YAMLError, SourceError):
+            after = None
+        place = (folder.environment, normalize_path(folder.secret_path))
+        expected = {k: dict(v) for k, v in before.items()}
+        current = expected.setdefault(place, {})
         for key, value in updates.items():
-            current = entries.get(key)
-            if isinstance(current, dict):
-                current["value"] = value.reveal()
-            else:
-                entries[key] = value.reveal()
-        mode = self.path.stat().st_mode & 0o777 if self.path.exists() else 0o600
-        fd, tmp = tempfile.mkstemp(prefix=".reconciler-", dir=self.path.parent)
+            old = current.get(key)
+            current[key] = SourceSecret(key, value, old.comment if old else "", old.metadata if old else frozen_map())
+        if after != expected:
+            raise SourceError(f"{self.path}: import wrote nothing: this file's layout cannot be edited in place "
+                              "safely (the edit would not read back as intended); add the keys by hand, or "
+                              "rewrite the folder in plain block style")
+        self._replace(text)
+
+    def _parsed_text(self, text: str) -> _Parsed:
+        loader = _Loader(text)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                yaml.safe_dump(data, f, sort_keys=False, allow_unicode=True, default_flow_style=False)
+            return _Parsed(text, loader.get_single_node(), frozenset(loader.tagged))
+        finally:
+            loader.dispose()
+
+    def _edit(self, parsed: _Parsed, folder: Folder, updates: Mapping[str, SecretValue]) -> str:
+        path = normalize_path(folder.secret_path)
+        env_entry, folder_entry = self._find(parsed, folder.environment, path)
+        editor = TextEdit(parsed.text, _indent_step(parsed.root))
+        new: dict[str, str] = {}
+        existing = self._secrets(parsed, folder_entry.value, path) if folder_entry is not None else {}
+        for key in sorted(updates):
+            value = quote(updates[key].reveal())
+            if key in existing:
+                editor.replace(existing[key][1], value)
+            else:
+                new[key_text(key)] = value
+        if new:
+            entries: Entries = new
+            if folder_entry is not None and folder_entry.key is not None and folder_entry.value is not None:
+                self._add(editor, folder_entry.key, folder_entry.value, entries, folder_entry.env_value)
+            else:
+                entries = {key_text(path): entries}
+                if env_entry is not None:
+                    self._add(editor, env_entry.env_key, env_entry.env_value, entries, parsed.root)
+                elif isinstance(parsed.root, MappingNode):
+                    editor.add_to_mapping(parsed.root, {key_text(folder.environment): entries})
+                else:
+                    editor.append_top({key_text(folder.environment): entries})
+        return editor.result()
+
+    @staticmethod
+    def _add(editor: TextEdit, key: Node, value: Node, entries: Entries, parent: Node | None) -> None:
+        if isinstance(value, MappingNode):
+            editor.add_to_mapping(value, entries, key)
+        elif isinstance(value, ScalarNode):
+            flow = isinstance(parent, MappingNode) and bool(parent.flow_style)
+            editor.fill_empty(key, value, entries, flow_parent=flow)
+
+    def _replace(self, text: str) -> None:
+        target = Path(os.path.realpath(self.path))  # a symlinked secrets file stays a symlink
+        try:
+            st = target.stat()
+            mode, owner = st.st_mode & 0o777, (st.st_uid, st.st_gid)
+        except FileNotFoundError:
+            mode, owner = 0o600, None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".reconciler-", dir=target.parent)
+        except OSError as e:
+            raise SourceError(f"{self.path}: cannot write next to the secrets file: {os_reason(e)}") from None
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
             os.chmod(tmp, mode)
-            os.replace(tmp, self.path)
+            if owner is not None:
+                with contextlib.suppress(OSError):
+                    os.chown(tmp, *owner)
+            os.replace(tmp, target)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise SourceError(f"{self.path}: cannot write the secrets file: {os_reason(e)}") from None
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+
+def _indent_step(root: Node | None) -> int:
+    """The file's own indentation step (2 when it shows none)."""
+    if isinstance(root, MappingNode):
+        for key, value in root.value:
+            if isinstance(value, MappingNode) and not value.flow_style and value.value:
+                step = int(value.value[0][0].start_mark.column - key.start_mark.column)
+                if step > 0:
+                    return step
+    return 2
 
 
 def open_connection(conn: SourceConnection) -> FileSource:

@@ -128,19 +128,27 @@ class KmsSource:
         digest of exactly what :meth:`read` returns."""
         return content_token(self.read(folder))
 
-    # -- write ---------------------------------------------------------------------------------
+    # -- write ----------------------------------------------------------------------------------
     def write(self, folder: Folder, updates: Mapping[str, SecretValue]) -> None:
         """Create or overwrite keys in the folder itself (never in an imported folder).
 
         One batch create, then one batch update. If the update fails, the keys just created
         are deleted again, so the folder is as it was; if even that fails, the error names
-        every key left behind.
+        every key left behind. A write is reported only once the server kept each value as
+        sent: it trims leading and trailing spaces, and under a change policy it may open an
+        approval request instead of writing.
         """
         if not updates:
             return
         where = self._where(folder)
         if folder.recursive:
             raise SourceError(f"{where}: a recursive sync cannot import (which sub-folder would a key go to?)")
+        trimmed = sorted(k for k, v in updates.items() if v.reveal() != v.reveal().strip(" "))
+        if trimmed:
+            raise SourceError(
+                f"{where}: import wrote nothing: the values of {_keys(trimmed)} begin or end with spaces, which the "
+                "KMS server trims, so they would not be kept as they are; remove the spaces at the destination "
+                "(or store the value in KMS by hand)")
         existing = {str(s.get("secretKey")) for s in
                     self._list(folder, imports=False, values=False, recursive=False)["secrets"]
                     if isinstance(s, dict) and s.get("type", "shared") == "shared"}
@@ -150,7 +158,7 @@ class KmsSource:
                 "secretPath": folder.secret_path}
         if create:
             try:
-                self.client.request("POST", BATCH_PATH, unsafe=True, json={
+                answer = self.client.request("POST", BATCH_PATH, unsafe=True, json={
                     **body, "secrets": [{"secretKey": k, "secretValue": updates[k].reveal()} for k in create]})
             except KmsError as e:
                 # an answered batch is all or nothing; only a lost answer leaves us guessing
@@ -158,9 +166,10 @@ class KmsSource:
                 if landed:
                     self._rollback(folder, body, landed, f"{where}: creating {_keys(create)} failed ({e})")
                 raise SourceError(f"{where}: import wrote nothing: creating {_keys(create)} failed ({e})") from None
+            self._check_answer(folder, answer, create, updates, done=[])
         if update:
             try:
-                self.client.request("PATCH", BATCH_PATH, json={
+                answer = self.client.request("PATCH", BATCH_PATH, json={
                     **body, "mode": "failOnNotFound",
                     "secrets": [{"secretKey": k, "secretValue": updates[k].reveal()} for k in update]})
             except KmsError as e:
@@ -168,6 +177,29 @@ class KmsSource:
                 if create:
                     self._rollback(folder, body, create, what)
                 raise SourceError(f"{what}; nothing was written") from None
+            self._check_answer(folder, answer, update, updates, done=create)
+
+    def _check_answer(self, folder: Folder, answer: Any, keys: list[str], updates: Mapping[str, SecretValue],
+                      *, done: list[str]) -> None:
+        """A batch answer is a write only if it says so: an approval request wrote nothing yet,
+        and a value echoed back differently was not kept."""
+        where = self._where(folder)
+        before = f"; {_keys(done)} were written before" if done else ""
+        if isinstance(answer, dict) and "approval" in answer:
+            raise SourceError(
+                f"{where}: import pending approval: a change policy protects environment {folder.environment}, "
+                f"so KMS opened an approval request for {_keys(keys)} instead of writing them{before}; "
+                "once it is approved, run the import again")
+        echoed = answer.get("secrets") if isinstance(answer, dict) else None
+        if not isinstance(echoed, list):
+            return
+        changed = sorted({s["secretKey"] for s in echoed if isinstance(s, dict) and s.get("secretKey") in updates
+                          and isinstance(s.get("secretValue"), str) and not s.get("secretValueHidden")
+                          and s["secretValue"] != updates[s["secretKey"]].reveal()})
+        if changed:
+            raise SourceError(
+                f"{where}: import incomplete: KMS stored {_keys(changed)} with a value different from the one "
+                f"written (the server changed it){before}; fix the value in KMS or at the destination")
 
     def _present(self, folder: Folder, keys: list[str]) -> list[str]:
         """Which of ``keys`` exist now (after a create whose outcome is unknown)."""

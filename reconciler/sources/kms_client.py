@@ -48,6 +48,28 @@ class KmsAuthError(KmsError):
     """Login refused, or a fresh token still refused."""
 
 
+def _token_refused(response: httpx.Response) -> bool:
+    """The server wants a new token: 401, or (Infisical, for an expired or invalid token) 403
+    with ``"error": "TokenError"``. A 403 for a missing permission is not one."""
+    if response.status_code == 401:
+        return True
+    if response.status_code != 403:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("error") == "TokenError"
+
+
+def _throttled(response: httpx.Response) -> bool:
+    """Throttled, so surely not processed: 429, or Infisical's rate limiter, which answers 500
+    "Something went wrong" with a Retry-After (and x-ratelimit-*) header."""
+    status = response.status_code
+    return status == 429 or (status == 500 and ("retry-after" in response.headers
+                                                or "x-ratelimit-remaining" in response.headers))
+
+
 class TokenCache:
     """Access tokens by (site, identity, secret digest), shared by every client of a process:
     the engine opens a source per sync run, and a login per run would be most of the traffic."""
@@ -199,19 +221,20 @@ class KmsClient:
         """Send an authenticated request and return its JSON body.
 
         ``unsafe`` marks a request that must not be repeated once the server may have acted on
-        it (a batch create): it is retried only when it surely was not processed (429, or no
-        connection at all).
+        it (a batch create): it is retried only when it surely was not processed (throttled, or
+        no connection at all).
         """
         for attempt in (1, 2):
             token = self._bearer()
             response = self._send(method, path, params=params, json=json, token=token, unsafe=unsafe)
-            if response.status_code != 401:
+            if not _token_refused(response):
                 break
             self._cache.drop(self._cache_key, token)  # revoked or expired early: log in again, once
             if attempt == 2:
+                status = response.status_code
                 raise KmsAuthError(
-                    f"KMS {method} {path}: not authorised (401) even after logging in again; "
-                    "check the identity's access to this project", 401)
+                    f"KMS {method} {path}: the token was refused ({status}) even after logging in again; "
+                    "check the identity's access to this project", status)
         self._raise_for(response, method, path)
         if response.status_code == 204 or not response.content:
             return None
@@ -227,7 +250,8 @@ class KmsClient:
             return
         after = _retry_after(response) if status in RETRY_STATUSES else None
         wait = f"; retry after {after:.0f}s" if after is not None else ""
-        raise KmsError(f"KMS {method} {path}: {_describe(status)} ({status}){wait}", status, after)
+        what = "throttled" if _throttled(response) else _describe(status)
+        raise KmsError(f"KMS {method} {path}: {what} ({status}){wait}", status, after)
 
     def _send(
         self,
@@ -258,7 +282,7 @@ class KmsClient:
                 continue
             status = response.status_code
             calls.record("kms", call, "ok" if status < 400 else str(status))
-            retryable = status == 429 or (status in RETRY_STATUSES and not unsafe)
+            retryable = _throttled(response) or (status in RETRY_STATUSES and not unsafe)
             if not retryable or last:
                 return response
             after = _retry_after(response)

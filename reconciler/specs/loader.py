@@ -199,7 +199,8 @@ def _connection(doc: Document) -> tuple[Connection, list[Diagnostic]]:
     if setting is not None:
         path = Path(credentials.absolute(data[setting], base))
         if not path.is_file():
-            found.append(doc.diagnostic((setting,), f"secrets file {path} does not exist", "warning"))
+            what = "is not a regular file" if path.exists() else "does not exist"
+            found.append(doc.diagnostic((setting,), f"secrets file {path} {what}", "warning"))
     conn = Connection(
         name=data["name"],
         app=app,

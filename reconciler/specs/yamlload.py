@@ -22,6 +22,15 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.specs.model import Diagnostic
+from reconciler.yamlsafe import (
+    SPEC_MAX_BYTES,
+    GuardedLoader,
+    InputError,
+    NotRegularFile,
+    describe,
+    os_reason,
+    read_regular,
+)
 
 PathElem = str | int
 JsonPath = tuple[PathElem, ...]
@@ -84,8 +93,12 @@ class Document:
         return Diagnostic(self.file, self.line(path), json_path(path), message, severity)
 
 
-class MarkedLoader(yaml.SafeLoader):
+class MarkedLoader(GuardedLoader):
     """A SafeLoader that yields each document with the line of every key, value and item."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
 
     def documents(self, file: Path) -> Iterator[Document | Diagnostic]:
         """Documents in order; a broken one gives a Diagnostic instead. Empty ones are skipped."""
@@ -97,10 +110,8 @@ class MarkedLoader(yaml.SafeLoader):
                 if node is None:
                     continue
                 yield from self._document(file, index - 1, node)
-        except yaml.MarkedYAMLError as e:
-            yield _yaml_diagnostic(file, e)
-        except yaml.YAMLError as e:  # pragma: no cover - reader errors without a mark
-            yield Diagnostic(file, 1, "$", f"invalid YAML: {type(e).__name__}")
+        except yaml.YAMLError as e:
+            yield _yaml_diagnostic(file, e, self.text)
 
     def _document(self, file: Path, index: int, node: Node) -> Iterator[Document | Diagnostic]:
         w = _Walk(file)
@@ -108,9 +119,18 @@ class MarkedLoader(yaml.SafeLoader):
         try:
             self._walk(node, (), w)
             data = self.construct_document(node)
-        except yaml.MarkedYAMLError as e:
-            self.constructed_objects = {}
-            yield _yaml_diagnostic(file, e)
+        except yaml.YAMLError as e:
+            self._reset()
+            yield _yaml_diagnostic(file, e, self.text)
+            return
+        except Exception:  # PyYAML's constructors raise plain errors on odd input
+            # dates and tagged scalars are built with Python's own constructors, which raise
+            # ValueError, IndexError, AttributeError... ("2001-13-45", "!!int ''", "!!timestamp x"):
+            # find the scalar and say where it is
+            self._reset()
+            yield Diagnostic(file, self._unconstructable(node), "$",
+                             "invalid YAML: a value cannot be read as its YAML type (an impossible date such as "
+                             "2001-13-45, or a !!int/!!float/!!timestamp tag on text that is not one); quote it")
             return
         if w.problems:
             yield from w.problems
@@ -118,6 +138,30 @@ class MarkedLoader(yaml.SafeLoader):
         if data is None:
             return
         yield Document(file, index, data, Marks(start, MappingProxyType(w.keys), MappingProxyType(w.values)))
+
+    def _reset(self) -> None:
+        self.constructed_objects, self.recursive_objects, self.state_generators = {}, {}, []
+        self.deep_construct = False
+
+    def _unconstructable(self, root: Node) -> int:
+        """Line of the first scalar that does not construct (the document's start if none)."""
+        stack, seen = [root], 0
+        while stack and seen < MAX_NODES:
+            node = stack.pop()
+            seen += 1
+            if isinstance(node, ScalarNode):
+                try:
+                    self.construct_object(node)
+                except Exception:  # as above
+                    self._reset()
+                    return int(node.start_mark.line) + 1
+                finally:
+                    self._reset()
+            elif isinstance(node, MappingNode):
+                stack.extend(n for pair in reversed(node.value) for n in reversed(pair))
+            elif isinstance(node, SequenceNode):
+                stack.extend(reversed(node.value))
+        return int(root.start_mark.line) + 1
 
     def _walk(self, node: Node, path: JsonPath, w: _Walk) -> None:
         w.count[0] += 1
@@ -183,24 +227,19 @@ class _Walk:
     count: list[int] = field(default_factory=lambda: [0])  # shared with merge sub-walks
 
 
-def _yaml_diagnostic(file: Path, e: yaml.MarkedYAMLError) -> Diagnostic:
-    """PyYAML's problem, never its snippet: the snippet would echo the line (maybe a secret)."""
-    mark = e.problem_mark or e.context_mark
-    line = mark.line + 1 if mark is not None else 1
-    problem_line = line - 1
-    message = e.problem or "syntax error"
-    if e.context:
-        message = f"{message} ({e.context}"
-        if e.context_mark is not None and e.problem_mark is not None and e.context_mark.line != problem_line:
-            message += f" at line {e.context_mark.line + 1}"
-        message += ")"
-    return Diagnostic(file, line, "$", f"invalid YAML: {message}")
+def _yaml_diagnostic(file: Path, e: yaml.YAMLError, text: str) -> Diagnostic:
+    """Position and kind of problem, never PyYAML's snippet or token (either may be a secret)."""
+    line, column, problem = describe(e, text)
+    return Diagnostic(file, line, "$", f"invalid YAML: {problem} (column {column})")
 
 
 def load_text(text: str, file: Path) -> tuple[list[Document], list[Diagnostic]]:
     docs: list[Document] = []
     diags: list[Diagnostic] = []
-    loader = MarkedLoader(text)
+    try:
+        loader = MarkedLoader(text)  # checks every character up front: a control byte fails here
+    except yaml.YAMLError as e:
+        return [], [_yaml_diagnostic(file, e, text)]
     try:
         for item in loader.documents(file):
             (docs if isinstance(item, Document) else diags).append(item)  # type: ignore[arg-type]
@@ -210,22 +249,34 @@ def load_text(text: str, file: Path) -> tuple[list[Document], list[Diagnostic]]:
 
 
 def load_file(file: Path) -> tuple[list[Document], list[Diagnostic]]:
-    """Documents of one file; an unreadable or non-UTF-8 file is one diagnostic."""
+    """Documents of one file; an unreadable, oversized or non-UTF-8 file is one diagnostic, and a
+    FIFO, device or directory named like a spec is skipped with a warning (reading it could hang)."""
     try:
-        raw = file.read_bytes()
-    except OSError as e:
-        return [], [Diagnostic(file, 1, "$", f"cannot read spec file: {e.strerror or type(e).__name__}")]
+        raw = read_regular(file, SPEC_MAX_BYTES)
+    except NotRegularFile as e:
+        return [], [Diagnostic(file, 0, "$", f"skipped: {e}", "warning")]
+    except InputError as e:
+        return [], [Diagnostic(file, 0, "$", f"spec file {e}")]
     try:
         text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return [], [Diagnostic(file, 1, "$", "spec file is not UTF-8 text")]
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        return [], [Diagnostic(file, line, "$", "spec file is not UTF-8 text")]
     return load_text(text, file)
 
 
-def spec_files(directory: Path) -> list[Path]:
-    """``*.yaml``/``*.yml`` below ``directory``, sorted; hidden files and directories skipped."""
+def spec_files(directory: Path, problems: list[Diagnostic] | None = None) -> list[Path]:
+    """``*.yaml``/``*.yml`` below ``directory``, sorted; hidden files and directories skipped.
+    A directory that cannot be listed is a problem (appended to ``problems``), never a silent
+    gap: the syncs in it would silently stop being reconciled."""
     found: list[Path] = []
-    for root, dirs, files in os.walk(directory):
+
+    def unreadable(e: OSError) -> None:
+        if problems is not None:
+            where = Path(e.filename) if e.filename else directory
+            problems.append(Diagnostic(where, 0, "$", f"cannot read spec directory: {os_reason(e)}"))
+
+    for root, dirs, files in os.walk(directory, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith(".") and name.endswith(SUFFIXES):
@@ -239,7 +290,7 @@ def load_dir(directory: Path) -> tuple[list[Document], list[Diagnostic]]:
         return [], [Diagnostic(directory, 0, "$", f"spec directory {what}")]
     docs: list[Document] = []
     diags: list[Diagnostic] = []
-    for file in spec_files(directory):
+    for file in spec_files(directory, diags):
         d, g = load_file(file)
         docs.extend(d)
         diags.extend(g)

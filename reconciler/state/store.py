@@ -8,6 +8,8 @@ No value is ever stored; fingerprints are HMACs under a key that lives beside th
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -19,7 +21,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 
+from reconciler.errors import StateError as StateError  # re-exported: callers import it from here
+from reconciler.logging import get_logger
 from reconciler.model import Fingerprinter, InventoryEntry
+from reconciler.oserror import os_reason
 
 DB_NAME = "state.db"
 KEY_NAME = "fingerprint.key"
@@ -32,6 +37,10 @@ CREATE TABLE IF NOT EXISTS inventory (
     version TEXT,
     properties TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (sync, key)
+);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS status (
     sync TEXT PRIMARY KEY,
@@ -53,8 +62,11 @@ CREATE TABLE IF NOT EXISTS status (
 """
 
 
-class StateError(Exception):
-    pass
+
+
+_MOVE_ASIDE = "move it aside: state is a cache, and the next run rebuilds it at the cost of API calls"
+#: what the database remembers of the key its fingerprints were made with
+_KEY_CHECK = "fingerprint-key-check"
 
 
 @dataclass(frozen=True)
@@ -84,26 +96,40 @@ class SyncStatus:
 _STATUS_COLUMNS = tuple(f.name for f in fields(SyncStatus))
 
 
-def _load_or_create_key(path: Path) -> bytes:
-    """Read the key, or create it so that two processes starting at once agree on one key:
-    written whole to a temp file (0600), then linked into place, which fails if one exists."""
+def _key_check(key: bytes) -> str:
+    return hmac.new(key, b"reconciler state key check", hashlib.sha256).hexdigest()[:32]
+
+
+def _load_or_create_key(path: Path) -> tuple[bytes, bool]:
+    """The key, and whether it was made now. Two processes starting at once agree on one key:
+    it is written whole to a temp file (0600), then linked into place, which fails if one exists."""
+    created = False
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        fd, tmp = tempfile.mkstemp(prefix=".fingerprint-", dir=path.parent)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(secrets.token_bytes(32))
-                f.flush()
-                os.fsync(f.fileno())
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, path)
-        finally:
-            os.unlink(tmp)
-        data = path.read_bytes()
+            data = path.read_bytes()
+        except FileNotFoundError:
+            fd, tmp = tempfile.mkstemp(prefix=".fingerprint-", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(secrets.token_bytes(32))
+                    f.flush()
+                    os.fsync(f.fileno())
+                try:
+                    os.link(tmp, path)
+                    created = True
+                except FileExistsError:
+                    pass
+            finally:
+                os.unlink(tmp)
+            data = path.read_bytes()
+    except OSError as e:
+        raise StateError(f"the fingerprint key at {path} cannot be read or made ({os_reason(e)}); "
+                         f"fix its permissions, or move it aside: a new key is made and values are compared by "
+                         f"reading them once") from None
     if len(data) < 16:
-        raise StateError(f"{path}: fingerprint key is damaged (delete the state directory to start afresh)")
-    return data
+        raise StateError(f"the fingerprint key at {path} is damaged ({len(data)} bytes); move it aside: a new key "
+                         "is made and values are compared by reading them once")
+    return data, created
 
 
 class StateStore:
@@ -114,13 +140,47 @@ class StateStore:
         self.readonly = readonly
         self._conn: sqlite3.Connection | None = None
         self._fingerprinter: Fingerprinter | None = None
+        #: the stored fingerprints were made with another key (lost or replaced): ignore them
+        self._stale_fingerprints = False
+        #: said once when that happened (also logged)
+        self.reset_notice: str | None = None
 
     # -- set-up ---------------------------------------------------------------------------
     def _ensure_dir(self) -> None:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        mode = stat.S_IMODE(self.directory.stat().st_mode)
-        if mode & 0o077:
-            os.chmod(self.directory, 0o700)
+        where = f"state directory {self.directory}"
+        hint = "choose another with --state-dir or $RECONCILER_STATE_DIR"
+        if self.directory.exists() and not self.directory.is_dir():
+            what = "is a file, not a directory" if self.directory.is_file() else "is not a directory"
+            raise StateError(f"{where} {what}; remove it, or {hint}")
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not os.access(self.directory, os.W_OK | os.X_OK):
+                raise StateError(f"{where} is not writable by this user; fix its owner or mode, or {hint}")
+            mode = stat.S_IMODE(self.directory.stat().st_mode)
+            if mode & 0o077:
+                os.chmod(self.directory, 0o700)
+        except OSError as e:
+            raise StateError(f"{where} cannot be created or used ({os_reason(e)}); {hint}") from None
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """SQLite and file errors as a StateError that names the database and the remedy."""
+        db = self.directory / DB_NAME
+        try:
+            yield
+        except sqlite3.OperationalError as e:
+            text = str(e)
+            if "locked" in text or "busy" in text:
+                raise StateError(f"the state at {db} is busy (another reconciler is writing it); try again") from None
+            if "unable to open" in text or "readonly" in text or "read-only" in text:
+                raise StateError(f"the state at {db} cannot be opened for writing ({text}); check the owner and "
+                                 "mode of the state directory") from None
+            raise StateError(f"the state at {db} is damaged ({text}); {_MOVE_ASIDE}") from None
+        except sqlite3.DatabaseError as e:
+            raise StateError(f"the state at {db} is damaged ({e}); {_MOVE_ASIDE}") from None
+        except (OSError, json.JSONDecodeError) as e:
+            reason = os_reason(e) if isinstance(e, OSError) else "an entry is not valid JSON"
+            raise StateError(f"the state at {db} cannot be used ({reason}); {_MOVE_ASIDE}") from None
 
     def exists(self) -> bool:
         return (self.directory / DB_NAME).exists()
@@ -128,11 +188,16 @@ class StateStore:
     def _connect(self) -> sqlite3.Connection | None:
         if self._conn is not None:
             return self._conn
+        with self._guard():
+            return self._open()
+
+    def _open(self) -> sqlite3.Connection | None:
         db = self.directory / DB_NAME
         if self.readonly:
             if not db.exists():
                 return None
             conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a damaged file fails here, not later
         else:
             self._ensure_dir()
             fresh = not db.exists()
@@ -154,12 +219,43 @@ class StateStore:
         if self._fingerprinter is None:
             key_path = self.directory / KEY_NAME
             if self.readonly:
-                key = key_path.read_bytes() if key_path.exists() else secrets.token_bytes(32)
+                # never create anything read-only: without a key, no stored fingerprint holds
+                key, created = (_load_or_create_key(key_path)[0], False) if key_path.exists() else (
+                    secrets.token_bytes(32), True)
             else:
                 self._ensure_dir()
-                key = _load_or_create_key(key_path)
+                key, created = _load_or_create_key(key_path)
+            self._check_key(key, created)
             self._fingerprinter = Fingerprinter(key)
         return self._fingerprinter
+
+    def _check_key(self, key: bytes, created: bool) -> None:
+        """Fingerprints made with another key would all differ from fresh ones, and every secret
+        would be rewritten. If the key was lost or replaced, forget the stored fingerprints (keys,
+        versions and ownership stay): this run compares values by reading them instead."""
+        conn = self._connect()
+        if conn is None:
+            return
+        with self._guard():
+            # a database from before the check (opened read-only, so not migrated) has no meta table
+            has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+            row = conn.execute("SELECT value FROM meta WHERE name = ?", (_KEY_CHECK,)).fetchone() if has_meta else None
+            fingerprints = conn.execute("SELECT count(*) FROM inventory WHERE fingerprint IS NOT NULL").fetchone()[0]
+            stale = (row[0] != _key_check(key)) if row is not None else (created and fingerprints > 0)
+            if stale and fingerprints:
+                self._stale_fingerprints = True
+                self.reset_notice = (
+                    f"the fingerprint key at {self.directory / KEY_NAME} was lost or replaced: the stored fingerprints "
+                    f"of {fingerprints} key(s) were reset, and values are compared by reading them this run")
+                get_logger().warning("state.reset", state=str(self.directory), keys=fingerprints,
+                                     message=self.reset_notice)
+            if self.readonly:
+                return
+            with conn:
+                if self._stale_fingerprints:
+                    conn.execute("UPDATE inventory SET fingerprint = NULL")
+                    self._stale_fingerprints = False
+                conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (_KEY_CHECK, _key_check(key)))
 
     def close(self) -> None:
         if self._conn is not None:
@@ -170,9 +266,10 @@ class StateStore:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         if self.readonly:
             raise StateError("state store is read-only")
+        _ = self.fingerprinter  # the key (and its check) exist before any fingerprint is stored
         conn = self._connect()
         assert conn is not None
-        with conn:
+        with self._guard(), conn:
             yield conn
 
     # -- inventory ------------------------------------------------------------------------
@@ -180,12 +277,15 @@ class StateStore:
         conn = self._connect()
         if conn is None:
             return {}
-        rows = conn.execute(
-            "SELECT key, fingerprint, version, properties FROM inventory WHERE sync = ?", (sync,)
-        ).fetchall()
-        return {
-            k: InventoryEntry(k, fp, ver, MappingProxyType(json.loads(props))) for k, fp, ver, props in rows
-        }
+        _ = self.fingerprinter  # decides whether the stored fingerprints still hold
+        with self._guard():
+            rows = conn.execute(
+                "SELECT key, fingerprint, version, properties FROM inventory WHERE sync = ?", (sync,)
+            ).fetchall()
+            return {
+                k: InventoryEntry(k, None if self._stale_fingerprints else fp, ver, MappingProxyType(json.loads(props)))
+                for k, fp, ver, props in rows
+            }
 
     def put_inventory(self, sync: str, entries: Mapping[str, InventoryEntry]) -> None:
         if not entries:
@@ -213,18 +313,20 @@ class StateStore:
         conn = self._connect()
         if conn is None:
             return SyncStatus(sync)
-        row = conn.execute(
-            f"SELECT {', '.join(_STATUS_COLUMNS)} FROM status WHERE sync = ?", (sync,)  # noqa: S608
-        ).fetchone()
+        with self._guard():
+            row = conn.execute(
+                f"SELECT {', '.join(_STATUS_COLUMNS)} FROM status WHERE sync = ?", (sync,)  # noqa: S608
+            ).fetchone()
         return SyncStatus(*row) if row else SyncStatus(sync)
 
     def all_status(self) -> list[SyncStatus]:
         conn = self._connect()
         if conn is None:
             return []
-        rows = conn.execute(
-            f"SELECT {', '.join(_STATUS_COLUMNS)} FROM status ORDER BY sync"  # noqa: S608
-        ).fetchall()
+        with self._guard():
+            rows = conn.execute(
+                f"SELECT {', '.join(_STATUS_COLUMNS)} FROM status ORDER BY sync"  # noqa: S608
+            ).fetchall()
         return [SyncStatus(*r) for r in rows]
 
     def update_status(self, sync: str, **changes: str | None) -> SyncStatus:

@@ -5,6 +5,12 @@ recursion, reference expansion), batch create/update/delete. Every request is co
 faults (status, Retry-After, delay, dropped connection) are injected per (method, path);
 a webhook sender POSTs a signed ``secrets.modified`` event whenever a folder changes.
 
+Statuses and bodies follow a real Infisical server (shared/reference/kms-real-server.md):
+an expired or invalid token is 403 ``TokenError``, a revoked or missing one 401; an unknown
+client id at login is 404; throttling is 500 with ``Retry-After``; a missing environment
+lists empty; values are trimmed of spaces on write and batch answers echo them; a change
+policy makes batch writes answer 200 with an approval request and write nothing.
+
     python -m tests.emulators.kms --port 8086 --seed seed.yaml
 """
 
@@ -65,6 +71,14 @@ class KmsEmulator:
         self.deliveries: list[int] = []
         #: answer as for an identity that may list secrets but not read their values
         self.hide_values = False
+        #: tokens revoked server-side (401, as opposed to expired: 403 TokenError)
+        self.revoked: set[str] = set()
+        #: a change policy on every environment: batch writes open approval requests instead
+        self.approval_policy = False
+        self.approvals: list[dict[str, Any]] = []
+        #: (requests, per seconds) of the secret endpoints before the rate limiter answers 500
+        self.rate_limit: tuple[int, float] | None = None
+        self._recent: list[float] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
@@ -94,8 +108,15 @@ class KmsEmulator:
         self.identities[client_id] = client_secret
 
     def expire_tokens(self) -> None:
-        """Revoke every token (as if they expired server-side): the next request gets a 401."""
+        """Expire every token early (a clock jump, a rotated server secret): 403 TokenError."""
         with self._lock:
+            for token in self.tokens:
+                self.tokens[token] = 0.0
+
+    def revoke_tokens(self) -> None:
+        """Revoke every token server-side: the next request gets a 401."""
+        with self._lock:
+            self.revoked.update(self.tokens)
             self.tokens.clear()
 
     def fault(self, method: str, path: str, status: int = 503, *, times: int = 1, retry_after: str | None = None,
@@ -152,30 +173,58 @@ class KmsEmulator:
                     return f
         return None
 
-    def _authorised(self, header: str | None) -> bool:
+    def _refusal(self, header: str | None) -> tuple[int, Any] | None:
+        """The real server's answer to a request it will not authenticate (None: it will)."""
         if not header or not header.startswith("Bearer "):
-            return False
+            return 401, {"statusCode": 401, "message": "Token missing", "error": "UnauthorizedError"}
+        token = header[7:]
         with self._lock:
-            expiry = self.tokens.get(header[7:])
-        return expiry is not None and expiry > time.monotonic()
+            expiry = self.tokens.get(token)
+            revoked = token in self.revoked
+        if revoked:
+            return 401, {"statusCode": 401, "message": "No identity access token found", "error": "UnauthorizedError"}
+        if expiry is None:
+            return 403, {"statusCode": 403, "message": "invalid token", "error": "TokenError"}
+        if expiry <= time.monotonic():
+            return 403, {"statusCode": 403, "message": "Your token has expired. Please re-authenticate.",
+                         "error": "TokenError"}
+        return None
+
+    def throttle(self, path: str) -> dict[str, str] | None:
+        """Headers of a rate-limited answer when this request is over the limit."""
+        if self.rate_limit is None or path == LOGIN:
+            return None
+        limit, window = self.rate_limit
+        now = time.monotonic()
+        with self._lock:
+            self._recent = [t for t in self._recent if t > now - window]
+            if len(self._recent) < limit:
+                self._recent.append(now)
+                return None
+            reset = max(1, int(self._recent[0] + window - now + 1))
+        return {"Retry-After": str(reset), "X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(reset)}
 
     def handle(self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes) -> tuple[int, Any]:
         if path == LOGIN and method == "POST":
             try:
                 data = json.loads(body)
-                ok = self.identities.get(data["clientId"]) == data["clientSecret"]
+                client_id, client_secret = data["clientId"], data["clientSecret"]
             except (ValueError, KeyError, TypeError):
-                return 400, {"message": "invalid login body"}
-            if not ok:
-                return 401, {"message": "invalid credentials"}
+                return 401, {"statusCode": 401, "message": "Invalid request body", "error": "ValidationFailure"}
+            if client_id not in self.identities:
+                return 404, {"statusCode": 404, "message": "Identity not found", "error": "NotFound"}
+            if self.identities[client_id] != client_secret:
+                return 401, {"statusCode": 401, "message": "Invalid credentials", "error": "UnauthorizedError"}
             token = secrets.token_urlsafe(24)
             with self._lock:
                 self.tokens[token] = time.monotonic() + self.token_ttl
                 self.issued.append(token)
             return 200, {"accessToken": token, "expiresIn": int(self.token_ttl),
                          "accessTokenMaxTTL": int(self.token_ttl) * 30, "tokenType": "Bearer"}
-        if not self._authorised(headers.get("authorization")):
-            return 401, {"message": "token invalid or expired"}
+        refusal = self._refusal(headers.get("authorization"))
+        if refusal is not None:
+            return refusal
         try:
             if path == SECRETS and method == "GET":
                 return 200, self.store.list_secrets(
@@ -187,6 +236,11 @@ class KmsEmulator:
                     view=query.get("viewSecretValue", "true") == "true" and not self.hide_values)
             if path == BATCH and method in ("POST", "PATCH", "DELETE"):
                 data = json.loads(body)
+                if self.approval_policy:
+                    request = {"id": f"apr-{len(self.approvals) + 1}", "status": "open", "method": method,
+                               "keys": [i.get("secretKey") for i in data.get("secrets") or []]}
+                    self.approvals.append(request)
+                    return 200, {"approval": request}
                 done = self.store.batch(method, data)
                 self.notify(data.get("projectId", ""), data["environment"], data.get("secretPath") or "/")
                 return 200, {"secrets": done}
@@ -211,6 +265,11 @@ def _handler(emu: KmsEmulator) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
             fault = emu._take_fault(self.command, url.path)
+            limited = emu.throttle(url.path) if fault is None else None
+            if limited is not None:
+                self._reply(500, {"statusCode": 500, "message": "Something went wrong",
+                                  "error": "InternalServerError"}, limited)
+                return
             if fault is not None:
                 if fault.delay:
                     time.sleep(fault.delay)

@@ -127,17 +127,22 @@ class Store:
 
     def _render(self, project: str, env: str, path: str, s: Secret, expand: bool, view: bool) -> dict[str, Any]:
         value = self._resolve(project, env, path, s.value) if expand else s.value
+        metadata = [{"key": k, "value": v} for k, v in s.metadata.items()]
         return {
             "id": s.id, "_id": s.id, "workspace": project, "environment": env, "version": s.version,
             "type": s.type, "secretKey": s.key, "secretValue": value if view else "<hidden-by-infisical>",
             "secretValueHidden": not view, "secretComment": s.comment, "secretPath": path,
-            "secretMetadata": [{"key": k, "value": v} for k, v in s.metadata.items()], "tags": [],
+            "secretMetadata": metadata, "metadata": metadata, "tags": [], "skipMultilineEncoding": False,
+            "createdAt": "2026-01-01T00:00:00.000Z", "updatedAt": "2026-01-01T00:00:00.000Z",
         }
 
     def list_secrets(self, project: str, env: str, path: str, *, expand: bool, imports: bool, recursive: bool,
              view: bool = True) -> dict[str, Any]:
         with self.lock:
-            self.folder(project, env, "/", create=False)  # 404 for an unknown project/environment
+            if project not in self.projects:
+                raise StoreError(404, "Project not found")
+            if env not in self.projects[project]:
+                return {"secrets": [], "imports": []}  # as the real server: no 404 for an environment
             path = norm(path)
             out: dict[str, Any] = {"secrets": []}
             chosen = self._folders_under(project, env, path, recursive)
@@ -181,12 +186,15 @@ class Store:
                     done.append(self._render(project, env, path, f.secrets.pop(key), False, False))
                     continue
                 meta = {m["key"]: m["value"] for m in item.get("secretMetadata") or []}
+                # the real server trims leading and trailing spaces (a trailing newline stays)
                 if method == "POST":
-                    f.secrets[key] = Secret(key, str(item["secretValue"]), item.get("secretComment") or "", meta)
+                    value = str(item["secretValue"]).strip(" ")
+                    f.secrets[key] = Secret(key, value, item.get("secretComment") or "", meta)
                 else:
                     s = f.secrets[key]
-                    s.value, s.version = str(item.get("secretValue", s.value)), s.version + 1
+                    s.value, s.version = str(item.get("secretValue", s.value)).strip(" "), s.version + 1
                     if "secretComment" in item:
                         s.comment = item["secretComment"]
-                done.append(self._render(project, env, path, f.secrets[key], False, False))
+                # and it echoes the stored plaintext in the answer (never log these bodies)
+                done.append(self._render(project, env, path, f.secrets[key], False, True))
             return done
