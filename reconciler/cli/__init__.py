@@ -47,8 +47,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # last line of defence: a clear message, never a traceback
         from reconciler.state.store import StateError
 
-        if isinstance(e, StateError | OSError):
+        if isinstance(e, StateError):
             print(f"error: {e}", file=sys.stderr)
+            return EXIT_ERROR
+        if isinstance(e, OSError):
+            from reconciler.oserror import os_reason
+
+            where = f"{e.filename}: " if e.filename else ""
+            print(f"error: {where}{os_reason(e)}", file=sys.stderr)
             return EXIT_ERROR
         get_logger().error("internal.error", error_type=type(e).__name__)
         print(f"error: internal error ({type(e).__name__}); re-run with --log-level debug and report it",
