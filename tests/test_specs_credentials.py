@@ -79,7 +79,7 @@ def test_a_fifo_named_as_a_credential_file_is_refused_not_waited_on(tmp_path: Pa
 
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    with pytest.raises(CredentialError, match="is a FIFO|not a regular file"):
+    with pytest.raises(CredentialError, match=r"is a FIFO|not a regular file"):
         resolve(CredentialRef("file", str(fifo)), environ={})
 
 
