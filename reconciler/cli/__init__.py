@@ -35,10 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version, usage errors: return the code, as for any command
         return e.code if isinstance(e.code, int) else EXIT_ERROR
     quiet_default = "warning" if args.command in ("validate", "plan", "status") else "info"
-    from reconciler.logging import configure as configure_logging
+    if args.command != "validate" or args.log_format or args.log_level:  # validate only prints
+        from reconciler.logging import configure as configure_logging
 
-    configure_logging(args.log_format or ("json" if args.command == "run" else "console"),
-                      args.log_level or quiet_default)
+        configure_logging(args.log_format or ("json" if args.command == "run" else "console"),
+                          args.log_level or quiet_default)
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

@@ -54,17 +54,20 @@ def print_diagnostics(diagnostics: Sequence[Any], stream: TextIO) -> None:
         print(f"{prefix}{d}", file=stream)
 
 
-def load_specs(args: argparse.Namespace) -> Any:
+def load_specs(args: argparse.Namespace, *, log_events: bool = True) -> Any:
+    """The spec directory, its diagnostics printed. ``log_events`` also logs them as events
+    (``validate`` prints them and nothing else: it never imports the logging stack)."""
     from reconciler.specs.loader import load
 
     directory = Path(args.dir or default_dir())
     specs = load(directory)
-    log = get_logger()
     if specs.diagnostics:
         print_diagnostics(specs.diagnostics, sys.stderr)
-    for name, diags in specs.invalid_syncs.items():
-        log.warning("spec.invalid", sync=name, diagnostics=len(diags))
-    log.debug("spec.loaded", syncs=len(specs.syncs), connections=len(specs.connections))
+    if log_events:
+        log = get_logger()
+        for name, diags in specs.invalid_syncs.items():
+            log.warning("spec.invalid", sync=name, diagnostics=len(diags))
+        log.debug("spec.loaded", syncs=len(specs.syncs), connections=len(specs.connections))
     return specs
 
 
