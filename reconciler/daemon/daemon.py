@@ -39,6 +39,7 @@ from reconciler.daemon.watcher import Watcher
 from reconciler.destinations.catalog import Catalog
 from reconciler.engine.sharing import Listings
 from reconciler.logging import get_logger
+from reconciler.notify.send import Dispatcher
 from reconciler.sources import catalog
 from reconciler.sources.catalog import SourceCatalog
 from reconciler.specs.loader import load as load_specs
@@ -74,6 +75,7 @@ class Daemon:
         self.batches = Batches(self.listings, destinations, lambda: self.specs)
         self.polls = changes.Polls(self.sources, self.schedule, self.trigger, self._spawn)
         self.runs = Runs()
+        self.notices = Dispatcher(lambda: self.specs)  # kind: Notifier (webhooks on failure, drift)
         self.runner = Runner(self._work, self._connection_of, workers=config.workers,
                              per_connection=config.per_connection)
         self.watcher = Watcher(self._on_files, step_ms=config.watch_step_ms, debounce_ms=config.watch_debounce_ms)
@@ -174,6 +176,7 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.polls.close()
+        await self.notices.close()
         self._write_status(running=False)
         if self.server is not None:
             await self.server.close()
@@ -357,6 +360,7 @@ class Daemon:
         self.metrics.observe(out, result.seconds, now, result.managed)
         rec = self.syncs.setdefault(name, SyncRecord())
         recovered = not out.failed and rec.failed_attempts > 0
+        self.notices.after_run(sync, out, rec.failed_attempts, result.run_id)
         rec.finished(out.failed, now, result.run_id)
         log = get_logger(sync=name, destination=sync.destination, run_id=result.run_id)
         current = self.specs.syncs.get(name) if self.specs else None
