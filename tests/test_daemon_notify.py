@@ -208,3 +208,19 @@ def test_bad_notifier_specs_are_located_diagnostics_that_never_echo_the_url(ws: 
     assert f"{spec}:15: $.timeout: must be between 1s and 60s" in r.err, str(r)
     assert "hooks.slack.com" not in r.out + r.err
     assert ws.leaks() == []
+
+
+def test_a_notifier_that_cannot_send_is_reported_at_load_not_at_the_first_failure(ws: Workspace) -> None:
+    (ws.root / "not-a-url").write_text("hooks.slack.com/no-scheme\n")
+    ws.write_spec("app.yaml", [ws.sync(), notifier(url={"env": "NOTIFY_URL_UNSET"}),
+                               notifier(name="bad-url", url={"file": "../not-a-url"})])
+    specs = load(ws.specs)
+    from reconciler.logging import configure
+    from tests.support.daemon import ThreadSafeBuffer
+
+    logs = ThreadSafeBuffer()
+    configure("json", "debug", stream=logs)
+    Dispatcher(lambda: specs, environ={}).check()
+    text = logs.text()
+    assert "environment variable NOTIFY_URL_UNSET is not set" in text, text
+    assert "does not hold an http(s) URL" in text and "no-scheme" not in text, text

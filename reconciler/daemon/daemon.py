@@ -257,6 +257,7 @@ class Daemon:
                 self.syncs[sync.name].next_attempt = None
         self.polls.arm(r.specs, [s for s in r.specs.syncs.values() if records.why_not(s) is None])
         self.watcher.set_targets(self.config.spec_dir, changes.watched_files(r.specs, self.sources))
+        self.notices.check()
         self._count_syncs()
         self.log.info("spec.loaded", reason=reason, syncs=len(r.specs.syncs), added=list(r.added),
                       changed=list(r.changed), removed=list(r.removed), kept=sorted(r.kept),

@@ -49,8 +49,34 @@ class Dispatcher:
         self._host = socket.gethostname()
         self._log = get_logger(component="notify")
 
+    def check(self) -> None:
+        """After a (re)load: say now, not at the first failure, that a Notifier cannot send
+        (its reference does not resolve, or holds no http(s) URL)."""
+        specs = self._specs()
+        for notifier in (specs.notifiers.values() if specs else ()):
+            why = self._url(notifier)[1]
+            if why is not None:
+                self._log.warning("notify.unusable", notifier=notifier.name, reason=why)
+
+    def _url(self, notifier: Notifier) -> tuple[str, None] | tuple[None, str]:
+        try:
+            url = credentials.resolve(notifier.url, environ=self._environ).reveal()
+        except CredentialError as e:  # names the reference, never a value
+            return None, str(e)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return None, f"{notifier.url!r} does not hold an http(s) URL"
+        return url, None
+
     def after_run(self, sync: SecretSync, out: Outcome, failures_before: int, run_id: str) -> None:
-        """A run finished: send what it raised to every Notifier that wants it."""
+        """A run finished: send what it raised to every Notifier that wants it. Never raises:
+        the daemon's bookkeeping of the run (retries, status) comes after this call."""
+        try:
+            self._after_run(sync, out, failures_before, run_id)
+        except Exception as e:
+            self._log.error("notify.error", sync=sync.name, error_type=type(e).__name__)
+
+    def _after_run(self, sync: SecretSync, out: Outcome, failures_before: int, run_id: str) -> None:
         specs = self._specs()
         if specs is None or not specs.notifiers:
             return
@@ -77,14 +103,9 @@ class Dispatcher:
 
     async def _send(self, notifier: Notifier, event: Event, body: dict[str, Any]) -> None:
         log = self._log.bind(notifier=notifier.name, notify_event=event.name, sync=event.sync, run_id=event.run_id)
-        try:
-            url = credentials.resolve(notifier.url, environ=self._environ).reveal()
-        except CredentialError as e:  # names the reference, never a value
-            log.error("notify.failed", reason=str(e))
-            return
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            log.error("notify.failed", reason=f"{notifier.url!r} does not hold an http(s) URL")
+        url, why = self._url(notifier)
+        if url is None:
+            log.error("notify.failed", reason=why)
             return
         if self._client is None:
             self._client = httpx.AsyncClient(follow_redirects=False)
