@@ -100,6 +100,11 @@ def test_a_failing_sync_sends_one_message_then_one_when_it_recovers(
         assert rec["failedRuns"] == 3 and rec["counts"]["created"] == 2
         assert recovered[0]["text"].endswith("after 3 failed run(s): 2 created, 0 updated, 0 deleted")
         assert h.events("notify.sent", notifier="ops", notify_event="sync-recovered", status=200)
+        wait_until(lambda: 'event="sync-recovered",notifier="ops",result="sent"} 1.0' in h.http("GET", "/metrics")[1]
+                   .decode(), 5, "the sent message to be counted")
+        metrics = h.http("GET", "/metrics")[1].decode()
+        assert 'reconciler_notifications_total{event="sync-failed",notifier="ops",result="held_back"} 2.0' in metrics
+        assert 'reconciler_notifications_total{event="sync-failed",notifier="ops",result="sent"} 1.0' in metrics
     finally:
         proxy.stop()
 

@@ -75,7 +75,7 @@ class Daemon:
         self.batches = Batches(self.listings, destinations, lambda: self.specs)
         self.polls = changes.Polls(self.sources, self.schedule, self.trigger, self._spawn)
         self.runs = Runs()
-        self.notices = Dispatcher(lambda: self.specs)  # kind: Notifier (webhooks on failure, drift)
+        self.notices = Dispatcher(lambda: self.specs, counted=self.metrics.notification)  # kind: Notifier
         self.runner = Runner(self._work, self._connection_of, workers=config.workers,
                              per_connection=config.per_connection)
         self.watcher = Watcher(self._on_files, step_ms=config.watch_step_ms, debounce_ms=config.watch_debounce_ms)

@@ -38,8 +38,12 @@ class Dispatcher:
     """Lives on the daemon's loop. ``specs`` gives the Notifiers in force (reloads apply)."""
 
     def __init__(self, specs: Callable[[], SpecSet | None], *, clock: Callable[[], float] = time.monotonic,
-                 environ: Mapping[str, str] | None = None, retry_pause: float = 1.0) -> None:
+                 environ: Mapping[str, str] | None = None, retry_pause: float = 1.0,
+                 counted: Callable[[str, str, str], None] = lambda notifier, event, result: None) -> None:
+        """``counted(notifier, event, result)``: each message's fate (sent, failed, held_back),
+        for the daemon's metrics: a Notifier that cannot send needs an alert of its own."""
         self._specs = specs
+        self._counted = counted
         self._clock = clock
         self._environ = environ
         self._retry_pause = retry_pause
@@ -94,19 +98,27 @@ class Dispatcher:
                                  notifier.min_interval_seconds)
         if held is None:
             self._log.debug("notify.held_back", notifier=notifier.name, notify_event=event.name, sync=event.sync)
+            self._counted(notifier.name, event.name, "held_back")
             return
         body = payload(event, notifier=notifier.name, suppressed=held, host=self._host,
                        at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-        task = asyncio.get_running_loop().create_task(self._send(notifier, event, body), name="notify")
+        task = asyncio.get_running_loop().create_task(self._post(notifier, event, body), name="notify")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, notifier: Notifier, event: Event, body: dict[str, Any]) -> None:
+    async def _post(self, notifier: Notifier, event: Event, body: dict[str, Any]) -> None:
+        sent = False
+        try:
+            sent = await self._send(notifier, event, body)
+        finally:
+            self._counted(notifier.name, event.name, "sent" if sent else "failed")
+
+    async def _send(self, notifier: Notifier, event: Event, body: dict[str, Any]) -> bool:
         log = self._log.bind(notifier=notifier.name, notify_event=event.name, sync=event.sync, run_id=event.run_id)
         url, why = self._url(notifier)
         if url is None:
             log.error("notify.failed", reason=why)
-            return
+            return False
         if self._client is None:
             self._client = httpx.AsyncClient(follow_redirects=False)
         for attempt in range(1, ATTEMPTS + 1):
@@ -118,15 +130,16 @@ class Dispatcher:
             else:
                 if resp.status_code < 300:
                     log.info("notify.sent", status=resp.status_code, attempts=attempt)
-                    return
+                    return True
                 failure = {"status": resp.status_code}
                 if resp.status_code not in (408, 429) and resp.status_code < 500:
                     log.error("notify.failed", attempts=attempt, **failure)  # the receiver said no: final
-                    return
+                    return False
                 wait = max(wait, _retry_after(resp.headers.get("retry-after")))
             if attempt < ATTEMPTS:
                 await asyncio.sleep(min(wait, MAX_RETRY_AFTER))
         log.error("notify.failed", attempts=ATTEMPTS, **failure)
+        return False
 
     async def close(self, timeout: float = 2.0) -> None:
         """On shutdown: give messages in flight a moment, then drop them."""
