@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from reconciler.cli.commands import cmd_apply, cmd_import, cmd_plan, cmd_remove, cmd_run, cmd_status, cmd_validate
 from reconciler.cli.common import EXIT_ERROR, get_logger
 from reconciler.cli.parser import build_parser
+from reconciler.cli.trigger import trigger as cmd_trigger
 
 __all__ = ["main"]
 
@@ -26,6 +27,7 @@ COMMANDS = {
     "import": cmd_import,
     "remove": cmd_remove,
     "run": cmd_run,
+    "trigger": cmd_trigger,
 }
 
 

@@ -90,4 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="syncs reconciled at once per destination connection (default 2)")
     d.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="SECONDS",
                    help="on SIGTERM, wait this long for reconciles in progress (default 30)")
+    from reconciler.cli.trigger import add_parser as add_trigger
+
+    add_trigger(sub, common)
     return p

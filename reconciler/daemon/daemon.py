@@ -16,7 +16,6 @@ import os
 import random
 import signal
 import time
-import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
@@ -31,6 +30,7 @@ from reconciler.daemon.logs import bridge_stdlib
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.records import SyncRecord
 from reconciler.daemon.runner import Runner, in_thread
+from reconciler.daemon.runs import Runs
 from reconciler.daemon.schedule import Schedule
 from reconciler.daemon.specdiff import merge
 from reconciler.daemon.supervisor import Supervisor
@@ -39,6 +39,7 @@ from reconciler.daemon.watcher import Watcher
 from reconciler.destinations.catalog import Catalog
 from reconciler.engine.sharing import Listings
 from reconciler.logging import get_logger
+from reconciler.notify.send import Dispatcher
 from reconciler.sources import catalog
 from reconciler.sources.catalog import SourceCatalog
 from reconciler.specs.loader import load as load_specs
@@ -73,6 +74,8 @@ class Daemon:
         self.listings = Listings()
         self.batches = Batches(self.listings, destinations, lambda: self.specs)
         self.polls = changes.Polls(self.sources, self.schedule, self.trigger, self._spawn)
+        self.runs = Runs()
+        self.notices = Dispatcher(lambda: self.specs, counted=self.metrics.notification)  # kind: Notifier
         self.runner = Runner(self._work, self._connection_of, workers=config.workers,
                              per_connection=config.per_connection)
         self.watcher = Watcher(self._on_files, step_ms=config.watch_step_ms, debounce_ms=config.watch_debounce_ms)
@@ -162,6 +165,7 @@ class Daemon:
         self.watcher.stop()
         self.schedule.shutdown()
         unfinished = self.abandoned = await self.runner.drain(self.config.shutdown_timeout)
+        self.runs.close("the daemon stopped")
         if unfinished:
             # abandoned on their threads; every write that landed is already in the inventory
             self.log.warning("daemon.stop_timeout", syncs=unfinished, timeout=self.config.shutdown_timeout)
@@ -172,6 +176,7 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.polls.close()
+        await self.notices.close()
         self._write_status(running=False)
         if self.server is not None:
             await self.server.close()
@@ -252,6 +257,7 @@ class Daemon:
                 self.syncs[sync.name].next_attempt = None
         self.polls.arm(r.specs, [s for s in r.specs.syncs.values() if records.why_not(s) is None])
         self.watcher.set_targets(self.config.spec_dir, changes.watched_files(r.specs, self.sources))
+        self.notices.check()
         self._count_syncs()
         self.log.info("spec.loaded", reason=reason, syncs=len(r.specs.syncs), added=list(r.added),
                       changed=list(r.changed), removed=list(r.removed), kept=sorted(r.kept),
@@ -296,11 +302,17 @@ class Daemon:
     # -- triggers -----------------------------------------------------------------------------
     def trigger(self, name: str, reason: str) -> bool:
         sync = self.specs.syncs.get(name) if self.specs else None
-        why = records.why_not(sync)
+        why = records.why_not(sync, explicit=reason == records.EXPLICIT)
         if why is not None:
             self.log.info("reconcile.skipped", sync=name, trigger=reason, reason=why)
             return False
         return self.runner.trigger(name, reason)
+
+    def request_run(self, name: str) -> tuple[int, dict[str, Any]]:
+        """``POST /syncs/<name>/trigger`` (``reconciler trigger``): see runs.py."""
+        sync = self.specs.syncs.get(name) if self.specs else None
+        return self.runs.request(name, records.refusal(sync, name in self.syncs),
+                                 lambda: self.trigger(name, records.EXPLICIT))
 
     async def _due(self, name: str, reason: str) -> None:
         """An APScheduler job fired."""
@@ -335,20 +347,21 @@ class Daemon:
     async def _work(self, name: str, reason: str) -> None:
         specs = self.specs
         sync = specs.syncs.get(name) if specs else None
-        if specs is None or sync is None or records.why_not(sync) is not None:
-            return
-        run_id = uuid.uuid4().hex[:12]
-        result = await in_thread(lambda: execute(specs, sync, self.config.state_dir, run_id, reason,
-                                                 destinations=self.destinations, sources=self.sources,
-                                                 listings=self.listings),
-                                 f"sync-{name}")
-        self._after(sync, result)
+        with self.runs.run(name) as run_id:  # a waiter always hears how its run ended
+            if specs is None or sync is None or records.why_not(sync, explicit=reason == records.EXPLICIT):
+                return
+            result = await in_thread(lambda: execute(specs, sync, self.config.state_dir, run_id, reason,
+                                                     destinations=self.destinations, sources=self.sources,
+                                                     listings=self.listings),
+                                     f"sync-{name}")
+            self._after(sync, result)
 
     def _after(self, sync: SecretSync, result: RunResult) -> None:
         out, name, now = result.outcome, sync.name, time.time()
         self.metrics.observe(out, result.seconds, now, result.managed)
         rec = self.syncs.setdefault(name, SyncRecord())
         recovered = not out.failed and rec.failed_attempts > 0
+        self.notices.after_run(sync, out, rec.failed_attempts, result.run_id)
         rec.finished(out.failed, now, result.run_id)
         log = get_logger(sync=name, destination=sync.destination, run_id=result.run_id)
         current = self.specs.syncs.get(name) if self.specs else None
@@ -364,6 +377,7 @@ class Daemon:
                 log.info("sync.recovered")
             self.schedule.cancel_retry(name)
         log.info("reconcile.finished", result=rec.last_result, seconds=round(result.seconds, 3))
+        self.runs.finish(result.run_id, out)
         if self._initial is not None:
             self._initial.discard(name)
             self._check_ready()

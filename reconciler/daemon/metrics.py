@@ -38,6 +38,9 @@ class Metrics:
                              ["sync"], registry=r)
         self.syncs = Gauge("reconciler_syncs", "Syncs loaded, by state (active, suspended, manual, "
                            "invalid_kept, invalid).", ["state"], registry=r)
+        self.notifications = Counter("reconciler_notifications_total",
+                                     "Notifier messages, by notifier, event and result (sent, failed, held_back).",
+                                     ["notifier", "event", "result"], registry=r)
         self.ready = Gauge("reconciler_ready", "1 once specs are loaded and the first reconcile is done.",
                            registry=r)
 
@@ -55,6 +58,9 @@ class Metrics:
                 self.drift.labels(sync).inc(drifted)
         if managed is not None:
             self.managed_keys.labels(sync).set(managed)
+
+    def notification(self, notifier: str, event: str, result: str) -> None:
+        self.notifications.labels(notifier, event, result).inc()
 
     def api_call(self, destination: str, call: str, outcome: str) -> None:
         self.api_calls.labels(destination, call, outcome).inc()

@@ -27,7 +27,7 @@ from reconciler.specs.yamlload import Document, PathElem, json_path
 
 BASE_URI: Final = "https://reconciler.invalid/schemas/v1/"
 ROOT_URI: Final = BASE_URI + "reconciler.schema.json"
-KINDS: Final = ("SecretSync", "Connection")
+KINDS: Final = ("SecretSync", "Connection", "Notifier")
 
 _TYPE_NAMES: Final = {
     "object": "a mapping",
@@ -153,7 +153,7 @@ def _diagnostics(error: ValidationError, doc: Document) -> Iterator[Diagnostic]:
     elif kind == "required" and isinstance(instance, dict):
         for name in error.validator_value:
             if name not in instance:
-                hint = f" ({' or '.join(KINDS)})" if name == "kind" and not path else ""
+                hint = f" ({', '.join(KINDS[:-1])} or {KINDS[-1]})" if name == "kind" and not path else ""
                 yield doc.diagnostic((*path, name), f"missing required field '{name}'{hint}")
     elif kind == "additionalProperties" and isinstance(instance, dict):
         known = list(schema.get("properties", {}))
