@@ -293,11 +293,7 @@ class Daemon:
         return {name: (records.state(syncs.get(name), rec), rec) for name, rec in self.syncs.items()}
 
     def _count_syncs(self) -> None:
-        counts = dict.fromkeys(("active", "suspended", "manual", "disabled", "invalid-kept", "invalid"), 0)
-        for state, _rec in self._states().values():
-            counts[state] = counts.get(state, 0) + 1
-        for state, n in counts.items():
-            self.metrics.syncs.labels(state.replace("-", "_")).set(n)
+        self.metrics.count_states(state for state, _rec in self._states().values())
 
     # -- triggers -----------------------------------------------------------------------------
     def trigger(self, name: str, reason: str) -> bool:
@@ -399,7 +395,4 @@ class Daemon:
                                    started_at=self.started_at, running=running)
 
     def _write_status(self, *, running: bool = True) -> None:
-        try:
-            statusfile.write(self.config.state_dir, self.status(running=running))
-        except OSError as e:
-            self.log.warning("status.write_failed", error=e.strerror or type(e).__name__)
+        statusfile.write_logged(self.config.state_dir, self.status(running=running), self.log)

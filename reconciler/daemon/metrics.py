@@ -4,6 +4,7 @@ in tests; nothing leaks into the global default registry)."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -76,3 +77,12 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def count_states(self, states: Iterable[str]) -> None:
+        """``reconciler_syncs{state}``: every state shown, zero included (a gauge that stops
+        being set would keep its last value)."""
+        counts = dict.fromkeys(("active", "suspended", "manual", "disabled", "invalid-kept", "invalid"), 0)
+        for state in states:
+            counts[state] = counts.get(state, 0) + 1
+        for state, n in counts.items():
+            self.syncs.labels(state.replace("-", "_")).set(n)
