@@ -7,6 +7,7 @@ Results go to stdout, logs and diagnostics to stderr.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Sequence
@@ -14,9 +15,14 @@ from collections.abc import Sequence
 from reconciler.cli.commands import cmd_apply, cmd_import, cmd_plan, cmd_remove, cmd_run, cmd_status, cmd_validate
 from reconciler.cli.common import EXIT_ERROR, get_logger
 from reconciler.cli.parser import build_parser
-from reconciler.cli.trigger import trigger as cmd_trigger
 
 __all__ = ["main"]
+
+
+def _trigger(args: argparse.Namespace) -> int:
+    from reconciler.cli.trigger import trigger
+
+    return trigger(args)
 
 
 COMMANDS = {
@@ -27,7 +33,7 @@ COMMANDS = {
     "import": cmd_import,
     "remove": cmd_remove,
     "run": cmd_run,
-    "trigger": cmd_trigger,
+    "trigger": _trigger,
 }
 
 

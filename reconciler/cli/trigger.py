@@ -13,9 +13,7 @@ import json
 import os
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
 from reconciler.daemon.config import DEFAULT_LISTEN, ConfigError, parse_listen
@@ -51,6 +49,9 @@ def base_url(listen: str) -> str:
 
 
 def _call(method: str, url: str, timeout: float) -> tuple[int, dict[str, Any]]:
+    import urllib.error
+    import urllib.request  # here, not at the top: it pulls in http.client, ssl and email (70 ms)
+
     # the URL is always http://HOST:PORT/... built by base_url, never a user's scheme
     req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)  # noqa: S310
     try:
