@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The product demo: a local AWS Secrets Manager (moto) on 127.0.0.1, the example specs,
-# and reconciler driving plan -> apply -> no-op -> drift correction -> a source change.
+# The product demo: the example specs against local emulators on 127.0.0.1 -- AWS Secrets Manager
+# (moto), Hanzo KMS, Azure Key Vault, OCI Vault, Windmill and Azure DevOps -- with reconciler driving
+# plan -> apply -> no-op -> drift correction -> a source change, then the daemon.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -202,6 +203,105 @@ PY
   step "converged" "$BIN/reconciler" plan --sync "$OSYNC" --detailed-exitcode
 fi
 
+# -- Windmill: its emulator (tests/emulators/windmill) on 8446, plain HTTP as a self-hosted instance -----
+# may be; the token reaches reconciler as a systemd-style credential ($CREDENTIALS_DIRECTORY/windmill-token).
+WM_PORT=8446   # as the instanceUrl of my-windmill-connection in examples/syncs/connections.yaml
+WSYNC=my-windmill-sync
+if (exec 3<>"/dev/tcp/127.0.0.1/$WM_PORT") 2>/dev/null; then
+  echo "port $WM_PORT is in use: skipping the Windmill part" >&2
+else
+  export CREDENTIALS_DIRECTORY="$PWD/$DEMO/credentials"
+  mkdir -p "$CREDENTIALS_DIRECTORY" && (umask 077 && printf 'demo-windmill-token' >"$CREDENTIALS_DIRECTORY/windmill-token")
+  cat >"$DEMO/windmill-seed.yaml" <<'YAML'
+my-workspace:   # the workspace of examples/syncs/windmill.yaml; two variables that are not the sync's
+  f/folder/path/SLACK_WEBHOOK: {value: https://hooks.example.com/not-ours, description: made by hand}
+  f/folder/path/sub/dev_DB_PASSWORD: {value: a-sub-folder-is-out-of-scope}
+YAML
+  DEMO_WINDMILL_TOKEN=demo-windmill-token "$BIN/python" -m tests.emulators.windmill --port "$WM_PORT" \
+    --seed "$DEMO/windmill-seed.yaml" --token-env DEMO_WINDMILL_TOKEN >"$DEMO/windmill.log" 2>&1 &
+  WM=$!
+  trap 'kill $MOTO ${KMS:-} ${AKV:-} ${OCI:-} $WM 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do grep -q "windmill on" "$DEMO/windmill.log" 2>/dev/null && break || sleep 0.2; done
+  step "plan the Windmill sync (dev_* directly in f/folder/path/: the other two variables are out of scope)" \
+    "$BIN/reconciler" plan --sync "$WSYNC"
+  step "apply it: secret variables, the source comment as description" "$BIN/reconciler" apply --sync "$WSYNC"
+  step "no-op: the list page only (edited_at is the version marker); no get_value, no write" \
+    "$BIN/reconciler" apply --sync "$WSYNC"
+  "$BIN/python" - "$WM_PORT" <<'PY'
+import sys, httpx
+wm = httpx.Client(base_url=f"http://127.0.0.1:{sys.argv[1]}/api/w/my-workspace/variables",
+                  headers={"authorization": "Bearer demo-windmill-token"})
+path = "f/folder/path/dev_DB_PASSWORD"
+wm.post(f"/update/{path}", json={"value": "changed-by-hand", "is_secret": False}).raise_for_status()
+print(f"(out of band) {path} changed by hand and made plain: its value now shows in every list")
+PY
+  step "plan shows the drift (one get_value: the variable whose edited_at moved)" \
+    "$BIN/reconciler" plan --sync "$WSYNC"
+  step "apply corrects it: the value and the secret flag in one update" "$BIN/reconciler" apply --sync "$WSYNC"
+  step "converged" "$BIN/reconciler" plan --sync "$WSYNC" --detailed-exitcode
+  "$BIN/python" - "$WM_PORT" <<'PY'
+import sys, httpx
+wm = httpx.Client(base_url=f"http://127.0.0.1:{sys.argv[1]}/api/w/my-workspace/variables",
+                  headers={"authorization": "Bearer demo-windmill-token"})
+print("the workspace now holds:")
+for v in wm.get("/list", params={"per_page": 100}).raise_for_status().json():
+    print(f"  {v['path']:40} {'secret' if v['is_secret'] else 'plain '}  {v['description']}")
+PY
+fi
+
+# -- Azure DevOps: its emulator (tests/emulators/azure_devops) on 8447 with a throwaway CA; the group ----
+# 'dev' already holds another team's variables. reconciler and a person have PATs of their own.
+ADO_PORT=8447   # as the organizationUrl of my-devops-connection in examples/syncs/connections.yaml
+DSYNC=my-devops-sync
+if (exec 3<>"/dev/tcp/127.0.0.1/$ADO_PORT") 2>/dev/null; then
+  echo "port $ADO_PORT is in use: skipping the Azure DevOps part" >&2
+else
+  cat >"$DEMO/azure-devops-seed.yaml" <<'YAML'
+organization: my-org
+projects:   # the project of examples/syncs/azure-devops.yaml
+  - {name: example-project, id: 12345678-90ab-cdef-1234-567890abcdef}
+groups:     # named after the sync's environment; LOG_LEVEL and DEPLOY_KEY belong to another team
+  - {project: example-project, name: dev,
+     variables: {LOG_LEVEL: {value: info}, DEPLOY_KEY: {value: not-ours, isSecret: true}}}
+YAML
+  export AZURE_DEVOPS_PAT=demo-reconciler-pat DEMO_PERSON_PAT=demo-person-pat
+  "$BIN/python" -m tests.emulators.azure_devops --port "$ADO_PORT" --seed "$DEMO/azure-devops-seed.yaml" \
+    --pat "reconciler (service account):AZURE_DEVOPS_PAT" --pat "Jane Doe:DEMO_PERSON_PAT" \
+    --ca-dir "$DEMO/azure-devops-ca" >"$DEMO/azure-devops.log" 2>&1 &
+  ADO=$!
+  trap 'kill $MOTO ${KMS:-} ${AKV:-} ${OCI:-} ${WM:-} $ADO 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do grep -q "azure devops organization on" "$DEMO/azure-devops.log" 2>/dev/null && break || sleep 0.2; done
+  ado() {   # ado PAT [put DB_KEY]: show the group 'dev' as PAT's owner sees it, or change one variable
+    "$BIN/python" - "$ADO_PORT" "$DEMO/azure-devops-ca/ca.pem" "$@" <<'PY'
+import os, sys, httpx
+port, ca, pat, *edit = sys.argv[1:]
+org = httpx.Client(base_url=f"https://127.0.0.1:{port}/my-org", verify=ca, auth=("", os.environ[pat]),
+                   headers={"X-TFS-FedAuthRedirect": "Suppress"}, params={"api-version": "7.1"})
+group = org.get("/example-project/_apis/distributedtask/variablegroups",
+                params={"groupName": "dev"}).raise_for_status().json()["value"][0]
+if edit:
+    group["variables"][edit[0]] = {"value": "changed-by-hand", "isSecret": True}
+    group = org.put(f"/_apis/distributedtask/variablegroups/{group['id']}", json=group).raise_for_status().json()
+    print(f"(out of band) {group['modifiedBy']['displayName']} set {edit[0]} in the web UI")
+    raise SystemExit
+print(f"variable group dev, last written by {group['modifiedBy']['displayName']}:")
+for name, v in sorted(group["variables"].items()):
+    print(f"  {name:22} {'secret (value never returned)' if v.get('isSecret') else v['value']}")
+PY
+  }
+  step "plan the Azure DevOps sync (the group exists: its other variables are kept, never shown)" \
+    "$BIN/reconciler" plan --sync "$DSYNC"
+  step "apply it: one PUT of the merged group" "$BIN/reconciler" apply --sync "$DSYNC"
+  step "no-op: one GET, no write" "$BIN/reconciler" apply --sync "$DSYNC"
+  ado DEMO_PERSON_PAT PIPELINE_DB_PASSWORD
+  step "plan: values are write-only, so an edit by someone else rewrites what the sync owns" \
+    "$BIN/reconciler" plan --sync "$DSYNC"
+  step "apply corrects it" "$BIN/reconciler" apply --sync "$DSYNC"
+  step "converged" "$BIN/reconciler" plan --sync "$DSYNC" --detailed-exitcode
+  ado AZURE_DEVOPS_PAT
+  echo "(LOG_LEVEL and DEPLOY_KEY, the other team's, survived every write)"
+fi
+
 # -- the daemon: reconciler run keeps the AWS sync converged; a saved secrets file lands at once --
 DAEMON_PORT=${DEMO_DAEMON_PORT:-9464}
 if (exec 3<>"/dev/tcp/127.0.0.1/$DAEMON_PORT") 2>/dev/null; then
@@ -249,4 +349,4 @@ PY
   echo "SIGTERM: the daemon stopped gracefully (exit code $rc)"
 fi
 echo
-echo "Demo done. State is in $DEMO/state; the moto log in $DEMO/moto.log."
+echo "Demo done. State is in $DEMO/state; the emulators' logs in $DEMO/*.log."

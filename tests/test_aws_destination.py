@@ -249,10 +249,10 @@ def test_desired_reports_bad_names_collisions_and_tags(make: Callable[..., Dest]
     # kept and not reported (the engine would turn any message into a failing plan error)
     assert sorted(s.key for s in specs) == ["DB-PASSWD", "GOOD"]
     text = "\n".join(problems)
-    assert "bad key: AWS secret name 'bad key' may only contain" in text
+    assert "source key bad key: AWS secret name 'bad key' may only contain" in text
     assert "must be 1-512 characters" in text
     assert "DUP: source keys DUP, DUP all render to this AWS Secrets Manager name" in text
-    assert "TAGGED: tag key 'aws:reserved' uses the reserved prefix" in text
+    assert "source key TAGGED: tag key 'aws:reserved' uses the reserved prefix" in text
     assert "DB-PASSWD" not in text and aws_rules.ambiguous_suffix("DB-PASSWD")
     assert not find_leaks(problems)
 

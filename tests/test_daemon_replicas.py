@@ -36,12 +36,12 @@ def _specs(ws: Workspace) -> None:
 
 
 def _name(h: DaemonHarness) -> str:
-    assert h.daemon.fleet is not None
-    return h.daemon.fleet.replica
+    assert h.daemon.state.fleet is not None
+    return h.daemon.state.fleet.replica
 
 
 def _members(h: DaemonHarness) -> list[str]:
-    return h.daemon.fleet.members if h.daemon.fleet is not None else []
+    return h.daemon.state.fleet.members if h.daemon.state.fleet is not None else []
 
 
 def _runs(h: DaemonHarness) -> dict[str, float]:
@@ -114,7 +114,7 @@ def test_a_stopped_replicas_syncs_are_taken_over(fleet: list[DaemonHarness]) -> 
                2 * LEASE, "the others to see r2 gone")
     for h in (fleet[0], fleet[2]):
         h.wait_idle()
-    taken = sum(h.daemon.fleet.takeovers for h in (fleet[0], fleet[2]) if h.daemon.fleet is not None)
+    taken = sum(h.daemon.state.fleet.takeovers for h in (fleet[0], fleet[2]) if h.daemon.state.fleet is not None)
     assert taken == len(theirs)
     for h in (fleet[0], fleet[2]):
         assert h.http("GET", "/readyz")[0] == 200
@@ -207,7 +207,7 @@ def test_the_database_going_away_and_coming_back(tmp_path: Path, aws_endpoint: s
         wait_until(lambda: h.http("GET", "/readyz")[0] == 503, 3 * LEASE, "/readyz to fail")
         _code, body, _ = h.http("GET", "/readyz")
         assert b"holding no sync" in body and b"PostgreSQL state" in body, body
-        assert h.daemon.fleet is not None and h.daemon.fleet.held() == []
+        assert h.daemon.state.fleet is not None and h.daemon.state.fleet.held() == []
         ws.set_secrets({"A": "s0-2"}, path="/s0")  # heard, but not run: we hold nothing
         own.start()
         wait_until(lambda: h.http("GET", "/readyz")[0] == 200, 4 * LEASE, "/readyz to pass again")

@@ -290,7 +290,7 @@ def test_import_prioritize_source_on_first_sync(ws: OciWorkspace) -> None:
     ws.set_secrets({"BOTH": C1, "NEW": C2})
     r = ws.run("apply")
     assert r.code == 0, str(r)
-    assert "ONLY_AT_DEST: from-vault" in ws.secrets_file.read_text()
+    assert 'ONLY_AT_DEST: "from-vault"' in ws.secrets_file.read_text()
     assert value(ws, "app-BOTH") == C1, "source wins"
     assert value(ws, "app-NEW") == C2 and value(ws, "app-ONLY_AT_DEST") == "from-vault"
     assert ws.run("plan", "--detailed-exitcode").code == 0
@@ -318,7 +318,7 @@ def test_import_and_remove_commands(ws: OciWorkspace) -> None:
     ws.emu.store.seed("app-EXTRA_KEY", b"added-in-the-vault")
     r = ws.run("import", "app", "--priority", "destination")
     assert r.code == 0, str(r)
-    assert "EXTRA_KEY: added-in-the-vault" in ws.secrets_file.read_text()
+    assert 'EXTRA_KEY: "added-in-the-vault"' in ws.secrets_file.read_text()
 
     r = ws.run("remove", "app", "--yes")
     assert r.code == 0, str(r)

@@ -74,11 +74,20 @@ def test_resolve_file_strips_one_trailing_newline(tmp_path: Path, content: str, 
     assert resolve(CredentialRef("file", str(f)), environ={}).reveal() == expected
 
 
+def test_a_fifo_named_as_a_credential_file_is_refused_not_waited_on(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(CredentialError, match=r"is a FIFO|not a regular file"):
+        resolve(CredentialRef("file", str(fifo)), environ={})
+
+
 def test_resolve_file_errors(tmp_path: Path) -> None:
     missing = tmp_path / "missing"
     with pytest.raises(CredentialError) as e:
         resolve(CredentialRef("file", str(missing)), environ={})
-    assert str(e.value) == f"cannot read credential file {missing}: No such file or directory"
+    assert str(e.value) == f"credential file {missing} cannot be read: does not exist"
     empty = tmp_path / "empty"
     empty.write_text("\n")
     with pytest.raises(CredentialError, match="is empty"):
@@ -113,8 +122,7 @@ def test_resolve_credential_errors(tmp_path: Path) -> None:
     assert str(e.value).startswith("credential 'aws-secret': $CREDENTIALS_DIRECTORY is not set")
     with pytest.raises(CredentialError) as e:
         resolve(ref, environ={"CREDENTIALS_DIRECTORY": str(tmp_path)})
-    assert str(e.value) == (f"cannot read credential 'aws-secret' ({tmp_path / 'aws-secret'}): "
-                            "No such file or directory")
+    assert str(e.value) == f"credential 'aws-secret' ({tmp_path / 'aws-secret'}) cannot be read: does not exist"
     with pytest.raises(CredentialError, match="not a valid credential name"):
         resolve(CredentialRef("credential", "../x"), environ={"CREDENTIALS_DIRECTORY": str(tmp_path)})
 
@@ -122,4 +130,4 @@ def test_resolve_credential_errors(tmp_path: Path) -> None:
 def test_resolve_file_that_is_a_directory(tmp_path: Path) -> None:
     with pytest.raises(CredentialError) as e:
         resolve(CredentialRef("file", str(tmp_path)), environ={})
-    assert str(e.value) == f"cannot read credential file {tmp_path}: Is a directory"
+    assert str(e.value) == f"credential file {tmp_path} is a directory, not a regular file"

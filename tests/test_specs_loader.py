@@ -72,7 +72,7 @@ CASES: list[tuple[str, dict[str, str], list[tuple[str, int, str, str]]]] = [
     ("unknown-kind", {"s.yaml": "kind: Secret\nname: a\n"},
      [("s.yaml", 1, "$.kind", "unknown kind 'Secret'; allowed kinds: SecretSync, Connection")]),
     ("missing-kind", {"s.yaml": "name: a\n"},
-     [("s.yaml", 1, "$.kind", "missing required field 'kind' (SecretSync or Connection)")]),
+     [("s.yaml", 1, "$.kind", "missing required field 'kind' (SecretSync, Connection or Notifier)")]),
     ("not-a-mapping", {"s.yaml": "- kind: SecretSync\n"},
      [("s.yaml", 1, "$", "must be a mapping (got a list)")]),
     ("unknown-field", {"s.yaml": _edit(WINDMILL, "  keySchema:", "  keyschema:")},

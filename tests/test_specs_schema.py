@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "specs"
 SEEDS = sorted((DATA / "seed-requests").glob("*.json"))
 EXPECTED_FILES = {
-    "reconciler.schema.json", "connection.json", "reconcile.json", "common.json",
+    "reconciler.schema.json", "connection.json", "reconcile.json", "common.json", "notifier.json",
     *(f"destination-{d}.json" for d in DESTINATIONS),
 }
 

@@ -7,6 +7,7 @@ Results go to stdout, logs and diagnostics to stderr.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Sequence
@@ -18,6 +19,12 @@ from reconciler.cli.parser import build_parser
 __all__ = ["main"]
 
 
+def _trigger(args: argparse.Namespace) -> int:
+    from reconciler.cli.trigger import trigger
+
+    return trigger(args)
+
+
 COMMANDS = {
     "validate": cmd_validate,
     "plan": cmd_plan,
@@ -26,6 +33,7 @@ COMMANDS = {
     "import": cmd_import,
     "remove": cmd_remove,
     "run": cmd_run,
+    "trigger": _trigger,
 }
 
 
@@ -35,10 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version, usage errors: return the code, as for any command
         return e.code if isinstance(e.code, int) else EXIT_ERROR
     quiet_default = "warning" if args.command in ("validate", "plan", "status") else "info"
-    from reconciler.logging import configure as configure_logging
+    if args.command != "validate" or args.log_format or args.log_level:  # validate only prints
+        from reconciler.logging import configure as configure_logging
 
-    configure_logging(args.log_format or ("json" if args.command == "run" else "console"),
-                      args.log_level or quiet_default)
+        configure_logging(args.log_format or ("json" if args.command == "run" else "console"),
+                          args.log_level or quiet_default)
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -47,8 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # last line of defence: a clear message, never a traceback
         from reconciler.state.store import StateError
 
-        if isinstance(e, StateError | OSError):
+        if isinstance(e, StateError):
             print(f"error: {e}", file=sys.stderr)
+            return EXIT_ERROR
+        if isinstance(e, OSError):
+            from reconciler.oserror import os_reason
+
+            where = f"{e.filename}: " if e.filename else ""
+            print(f"error: {where}{os_reason(e)}", file=sys.stderr)
             return EXIT_ERROR
         get_logger().error("internal.error", error_type=type(e).__name__)
         print(f"error: internal error ({type(e).__name__}); re-run with --log-level debug and report it",

@@ -28,7 +28,7 @@ from reconciler.cli.common import (
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    specs = load_specs(args)
+    specs = load_specs(args, log_events=False)
     if specs.ok:
         print(f"Valid: {len(specs.syncs)} sync(s), {len(specs.connections)} connection(s) in {specs.root}.")
         return EXIT_OK

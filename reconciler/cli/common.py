@@ -54,17 +54,20 @@ def print_diagnostics(diagnostics: Sequence[Any], stream: TextIO) -> None:
         print(f"{prefix}{d}", file=stream)
 
 
-def load_specs(args: argparse.Namespace) -> Any:
+def load_specs(args: argparse.Namespace, *, log_events: bool = True) -> Any:
+    """The spec directory, its diagnostics printed. ``log_events`` also logs them as events
+    (``validate`` prints them and nothing else: it never imports the logging stack)."""
     from reconciler.specs.loader import load
 
     directory = Path(args.dir or default_dir())
     specs = load(directory)
-    log = get_logger()
     if specs.diagnostics:
         print_diagnostics(specs.diagnostics, sys.stderr)
-    for name, diags in specs.invalid_syncs.items():
-        log.warning("spec.invalid", sync=name, diagnostics=len(diags))
-    log.debug("spec.loaded", syncs=len(specs.syncs), connections=len(specs.connections))
+    if log_events:
+        log = get_logger()
+        for name, diags in specs.invalid_syncs.items():
+            log.warning("spec.invalid", sync=name, diagnostics=len(diags))
+        log.debug("spec.loaded", syncs=len(specs.syncs), connections=len(specs.connections))
     return specs
 
 
@@ -109,25 +112,6 @@ def target_of(specs: Any, sync: Any) -> str:
         return ""
 
 
-def summary(out: Any) -> str:
-    from reconciler.model import Action
-
-    if not out.results:
-        return "no changes"
-    ok = [r for r in out.results if r.ok]
-    counts = {a: sum(1 for r in ok if r.change.action is a) for a in Action}
-    parts = [f"{counts[Action.CREATE]} created", f"{counts[Action.UPDATE]} updated",
-             f"{counts[Action.DELETE]} deleted"]
-    if counts[Action.RESTORE]:
-        parts.append(f"{counts[Action.RESTORE]} restored")
-    if counts[Action.IMPORT]:
-        parts.append(f"{counts[Action.IMPORT]} imported")
-    failed = len(out.results) - len(ok)
-    if failed:
-        parts.append(f"{failed} failed")
-    return ", ".join(parts)
-
-
 def imported(out: Any, specs: Any) -> str | None:
     """Which keys an import wrote into which file (or KMS folder): the user's file changed."""
     from reconciler.model import Action
@@ -143,26 +127,13 @@ def imported(out: Any, specs: Any) -> str | None:
 
 
 def report(outcomes: Sequence[Any], verb: str, specs: Any = None) -> int:
+    from reconciler.engine.report import lines  # the same lines `reconciler trigger` prints
+
     code = EXIT_OK
     for out in outcomes:
-        if out.error:
-            print(f"{out.sync}: failed: {out.error}")
-            code = EXIT_ERROR
-            continue
-        line = f"{out.sync}: {summary(out)}"
-        if out.plan is not None and out.plan.drift:
-            line += f"; {len(out.plan.drift)} drifted (reported, not corrected)"
-        print(line)
-        wrote = imported(out, specs)
-        if wrote:
-            print(wrote)
-        for r in out.results:
-            if not r.ok:
-                print(f"  ! {r.change.action.value} {r.change.key}: {r.error}")
-        if out.plan is not None:
-            for issue in out.plan.issues:
-                where = f"{issue.key}: " if issue.key else ""
-                print(f"  ! {issue.severity}: {where}{issue.message}")
+        text = lines(out)
+        wrote = None if out.error else imported(out, specs)
+        print("\n".join([text[0], *([wrote] if wrote else []), *text[1:]]))
         if out.failed:
             code = EXIT_ERROR
     total_failed = sum(1 for o in outcomes if o.failed)

@@ -103,4 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                                            "over by the others (default: $RECONCILER_LEASE_SECONDS or 30)")
     d.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="SECONDS",
                    help="on SIGTERM, wait this long for reconciles in progress (default 30)")
+    from reconciler.cli.trigger import add_parser as add_trigger
+
+    add_trigger(sub, common)
     return p

@@ -2,20 +2,26 @@
 ``/readyz`` (specs loaded, first reconcile done, every part running), ``/metrics``
 (Prometheus), ``/status`` (JSON: next runs and retries) and ``POST /webhooks/<route>/<connection>``
 (a source's change announcements; which route belongs to which source is the catalog's
-business, e.g. ``/webhooks/kms/<connection>``).
+business, e.g. ``/webhooks/kms/<connection>``), ``POST /syncs/<name>/trigger`` (run a sync now:
+202 and the run's id) and ``GET /runs/<id>?wait=SECONDS`` (that run, once finished or after the
+wait: ``reconciler trigger`` long-polls it).
 
 The API sees the daemon only through :class:`Service`, so neither imports the other.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any, Protocol
+from urllib.parse import parse_qs
 
 from reconciler.daemon.metrics import CONTENT_TYPE
+from reconciler.daemon.runs import Runs
 from reconciler.daemon.server import HttpServer, Request, Response, json_response
 
 WEBHOOK_PREFIX = "/webhooks/"
+SYNCS_PREFIX, RUNS_PREFIX = "/syncs/", "/runs/"
 
 
 class Service(Protocol):
@@ -31,6 +37,13 @@ class Service(Protocol):
 
     def webhook(self, route: str, connection: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, list[str]]:
         """Handle a webhook: an HTTP status and the syncs it triggered."""
+        ...
+
+    @property
+    def runs(self) -> Runs: ...
+
+    def request_run(self, name: str) -> tuple[int, dict[str, Any]]:
+        """Trigger a sync by name: an HTTP status and the JSON answer (the run's id)."""
         ...
 
 
@@ -54,6 +67,8 @@ class Api:
             if status == 202:
                 return json_response(202, {"triggered": triggered})
             return Response(status, _REASONS.get(status, b"Error\n"))
+        if req.path.startswith((SYNCS_PREFIX, RUNS_PREFIX)):
+            return await self._runs(req)
         if req.method not in ("GET", "HEAD"):
             return Response(405, b"Method Not Allowed\n", headers={"Allow": "GET"})
         s = self.service
@@ -68,6 +83,37 @@ class Api:
         if req.path == "/status":
             return json_response(200, s.status())
         return Response(404, b"Not Found\n")
+
+    async def _runs(self, req: Request) -> Response:
+        """Runs on request, for a person on this host: refused to any peer but loopback, even
+        when ``--listen`` faces a network (for webhooks or metrics)."""
+        if not _loopback(req.peer):
+            return json_response(403, {"error": "only clients on this host (loopback) may trigger runs"})
+        parts = req.path.strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "syncs" and parts[2] == "trigger" and parts[1]:
+            if req.method != "POST":
+                return Response(405, b"Method Not Allowed\n", headers={"Allow": "POST"})
+            return json_response(*self.service.request_run(parts[1]))
+        if len(parts) == 2 and parts[0] == "runs" and parts[1]:
+            if req.method not in ("GET", "HEAD"):
+                return Response(405, b"Method Not Allowed\n", headers={"Allow": "GET"})
+            try:
+                wait = float(parse_qs(req.query).get("wait", ["0"])[0])
+            except ValueError:
+                return json_response(400, {"error": "wait must be a number of seconds"})
+            run = await self.service.runs.wait(parts[1], wait)
+            if run is None:
+                return json_response(404, {"run": parts[1], "error": "no such run (the daemon keeps the newest "
+                                                                  "runs; a restarted daemon knows none)"})
+            return json_response(200, run)
+        return Response(404, b"Not Found\n")
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.removeprefix("::ffff:")).is_loopback
+    except ValueError:
+        return False
 
 
 _REASONS = {401: b"Unauthorized\n", 404: b"Not Found\n", 503: b"Service Unavailable\n"}

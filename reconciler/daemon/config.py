@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.errors import ConfigError
-from reconciler.state.location import StateLocation
+
+if TYPE_CHECKING:  # `trigger` reads this module; it needs none of the state's imports
+    from reconciler.state.location import StateLocation
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
 
@@ -58,4 +61,6 @@ class DaemonConfig:
 
     @property
     def location(self) -> StateLocation:
+        from reconciler.state.location import StateLocation
+
         return self.state or StateLocation(self.state_dir)

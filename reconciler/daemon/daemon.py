@@ -16,7 +16,6 @@ import os
 import random
 import signal
 import time
-import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
@@ -26,12 +25,13 @@ from reconciler.daemon.api import Api
 from reconciler.daemon.backoff import retry_delay
 from reconciler.daemon.batches import Batches
 from reconciler.daemon.config import DaemonConfig
-from reconciler.daemon.execute import RunResult, execute, init_state, record_removed
-from reconciler.daemon.fleet import Fleet
+from reconciler.daemon.execute import RunResult, execute, record_removed
+from reconciler.daemon.fleet import StateService
 from reconciler.daemon.logs import bridge_stdlib
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.records import SyncRecord
 from reconciler.daemon.runner import Runner, in_thread
+from reconciler.daemon.runs import Runs
 from reconciler.daemon.schedule import Schedule
 from reconciler.daemon.specdiff import merge
 from reconciler.daemon.supervisor import Supervisor
@@ -40,12 +40,11 @@ from reconciler.daemon.watcher import Watcher
 from reconciler.destinations.catalog import Catalog
 from reconciler.engine.sharing import Listings
 from reconciler.logging import get_logger
+from reconciler.notify.send import Dispatcher
 from reconciler.sources import catalog
 from reconciler.sources.catalog import SourceCatalog
 from reconciler.specs.loader import load as load_specs
 from reconciler.specs.model import SecretSync, SpecSet
-from reconciler.state.location import Opener
-from reconciler.state.pg.database import replica_name
 
 __all__ = ["Daemon", "RunResult"]
 
@@ -74,15 +73,12 @@ class Daemon:
         self._initial: set[str] | None = None
         self.schedule = Schedule(self._due)
         self.listings = Listings()
-        #: the state every run uses (a PostgreSQL one shares one small pool)
-        replica = config.replica or replica_name()
-        self.states = Opener(config.location, pool_size=config.workers + 4, name=replica)
-        #: replicas sharing a PostgreSQL state: only a sync's owner runs it
-        self.fleet = Fleet(self.states.database, replica, config.lease_seconds,
-                           lambda: list(self.specs.syncs) if self.specs else [], self._take_over,
-                           self.metrics.registry) if config.location.shared else None
+        self.state = StateService(config, lambda: list(self.specs.syncs) if self.specs else [], self.trigger,
+                                  self.metrics.registry)  # with PostgreSQL: the replicas sharing it
         self.batches = Batches(self.listings, destinations, lambda: self.specs)
         self.polls = changes.Polls(self.sources, self.schedule, self.trigger, self._spawn)
+        self.runs = Runs()
+        self.notices = Dispatcher(lambda: self.specs, counted=self.metrics.notification)  # kind: Notifier
         self.runner = Runner(self._work, self._connection_of, workers=config.workers,
                              per_connection=config.per_connection)
         self.watcher = Watcher(self._on_files, step_ms=config.watch_step_ms, debounce_ms=config.watch_debounce_ms)
@@ -110,10 +106,7 @@ class Daemon:
             if self.config.listen is not None:
                 self.server = await Api(self).start(*self.config.listen)
                 self.log.info("daemon.listening", address=f"{self.server.host}:{self.server.port}")
-            await in_thread(lambda: init_state(self.states), "state-init")
-            if self.fleet is not None:
-                await self.fleet.beat()  # know the other replicas before the first runs
-                self.supervisor.start("replica heartbeat", self.fleet.run)
+            await self.state.start(self.supervisor)
             self.schedule.start()
             self._signals(install=True)
             await self.reload("startup")
@@ -174,6 +167,7 @@ class Daemon:
         self.watcher.stop()
         self.schedule.shutdown()
         unfinished = self.abandoned = await self.runner.drain(self.config.shutdown_timeout)
+        self.runs.close("the daemon stopped")
         if unfinished:
             # abandoned on their threads; every write that landed is already in the inventory
             self.log.warning("daemon.stop_timeout", syncs=unfinished, timeout=self.config.shutdown_timeout)
@@ -184,10 +178,8 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.polls.close()
-        if self.fleet is not None:
-            await self.fleet.leave()
-        if not unfinished:  # abandoned runs may still write: their process exit ends the pool
-            self.states.close()
+        await self.notices.close()
+        await self.state.stop(abandoned=bool(unfinished))
         self._write_status(running=False)
         if self.server is not None:
             await self.server.close()
@@ -217,8 +209,8 @@ class Daemon:
         """Why ``/readyz`` fails: not loaded, first reconcile still running, or a part down."""
         if self.specs is None:
             return "specs not loaded"
-        if self.fleet is not None and self.fleet.problem is not None:
-            return f"holding no sync: {self.fleet.problem}"
+        if self.state.problem is not None:
+            return self.state.problem
         if not self.ready:
             return "first reconcile in progress"
         ok, problems = self.healthy()
@@ -270,6 +262,7 @@ class Daemon:
                 self.syncs[sync.name].next_attempt = None
         self.polls.arm(r.specs, [s for s in r.specs.syncs.values() if records.why_not(s) is None])
         self.watcher.set_targets(self.config.spec_dir, changes.watched_files(r.specs, self.sources))
+        self.notices.check()
         self._count_syncs()
         self.log.info("spec.loaded", reason=reason, syncs=len(r.specs.syncs), added=list(r.added),
                       changed=list(r.changed), removed=list(r.removed), kept=sorted(r.kept),
@@ -287,12 +280,10 @@ class Daemon:
         self.schedule.cancel(name)
         self.metrics.forget(name)
         self.syncs.pop(name, None)
-        if self._initial is not None:
-            self._initial.discard(name)
-            self._check_ready()
+        self._check_ready(done=name)
         self.log.warning("sync.removed", sync=name,
                          note="no longer reconciled; its destination secrets are left in place")
-        self._spawn(in_thread(lambda: record_removed(self.states, name), "record-removed"), "record-removed")
+        self._spawn(in_thread(lambda: record_removed(self.state.opener, name), "record-removed"), "record-removed")
 
     def _connection_of(self, name: str) -> str | None:
         sync = self.specs.syncs.get(name) if self.specs else None
@@ -304,20 +295,22 @@ class Daemon:
         return {name: (records.state(syncs.get(name), rec), rec) for name, rec in self.syncs.items()}
 
     def _count_syncs(self) -> None:
-        counts = dict.fromkeys(("active", "suspended", "manual", "disabled", "invalid-kept", "invalid"), 0)
-        for state, _rec in self._states().values():
-            counts[state] = counts.get(state, 0) + 1
-        for state, n in counts.items():
-            self.metrics.syncs.labels(state.replace("-", "_")).set(n)
+        self.metrics.count_states(state for state, _rec in self._states().values())
 
     # -- triggers -----------------------------------------------------------------------------
     def trigger(self, name: str, reason: str) -> bool:
         sync = self.specs.syncs.get(name) if self.specs else None
-        why = records.why_not(sync)
+        why = records.why_not(sync, explicit=reason == records.EXPLICIT)
         if why is not None:
             self.log.info("reconcile.skipped", sync=name, trigger=reason, reason=why)
             return False
         return self.runner.trigger(name, reason)
+
+    def request_run(self, name: str) -> tuple[int, dict[str, Any]]:
+        """``POST /syncs/<name>/trigger`` (``reconciler trigger``): see runs.py."""
+        sync = self.specs.syncs.get(name) if self.specs else None
+        return self.runs.request(name, records.refusal(sync, name in self.syncs),
+                                 lambda: self.trigger(name, records.EXPLICIT))
 
     async def _due(self, name: str, reason: str) -> None:
         """An APScheduler job fired."""
@@ -352,23 +345,23 @@ class Daemon:
     async def _work(self, name: str, reason: str) -> None:
         specs = self.specs
         sync = specs.syncs.get(name) if specs else None
-        if specs is None or sync is None or records.why_not(sync) is not None:
-            return
-        if self.fleet is not None and not self.fleet.owns(name):
-            self._elsewhere(name, reason)
-            return
-        run_id = uuid.uuid4().hex[:12]
-        result = await in_thread(lambda: execute(specs, sync, self.states, run_id, reason,
-                                                 destinations=self.destinations, sources=self.sources,
-                                                 listings=self.listings),
-                                 f"sync-{name}")
-        self._after(sync, result)
+        if not self.state.may_run(name, reason, asked=self.runs.claimed(name)):
+            return self._check_ready(done=name)  # another replica holds it
+        with self.runs.run(name) as run_id:  # a waiter always hears how its run ended
+            if specs is None or sync is None or records.why_not(sync, explicit=reason == records.EXPLICIT):
+                return
+            result = await in_thread(lambda: execute(specs, sync, self.state.opener, run_id, reason,
+                                                     destinations=self.destinations, sources=self.sources,
+                                                     listings=self.listings),
+                                     f"sync-{name}")
+            self._after(sync, result)
 
     def _after(self, sync: SecretSync, result: RunResult) -> None:
         out, name, now = result.outcome, sync.name, time.time()
         self.metrics.observe(out, result.seconds, now, result.managed)
         rec = self.syncs.setdefault(name, SyncRecord())
         recovered = not out.failed and rec.failed_attempts > 0
+        self.notices.after_run(sync, out, rec.failed_attempts, result.run_id)
         rec.finished(out.failed, now, result.run_id)
         log = get_logger(sync=name, destination=sync.destination, run_id=result.run_id)
         current = self.specs.syncs.get(name) if self.specs else None
@@ -384,26 +377,14 @@ class Daemon:
                 log.info("sync.recovered")
             self.schedule.cancel_retry(name)
         log.info("reconcile.finished", result=rec.last_result, seconds=round(result.seconds, 3))
-        if self._initial is not None:
-            self._initial.discard(name)
-            self._check_ready()
+        self.runs.finish(result.run_id, out)
+        self._check_ready(done=name)
         self.notifier.notify(status=self._summary())
         self._write_status()
 
-    def _elsewhere(self, name: str, reason: str) -> None:
-        """Another replica holds this sync (or we hold none while the database is away)."""
-        assert self.fleet is not None
-        self.log.debug("reconcile.elsewhere", sync=name, trigger=reason, owner=self.fleet.owner(name))
-        if self._initial is not None:
-            self._initial.discard(name)
-            self._check_ready()
-
-    def _take_over(self, names: list[str]) -> None:
-        """A replica left or died: run the syncs it held that are ours now, at once."""
-        for name in names:
-            self.trigger(name, "takeover")
-
-    def _check_ready(self) -> None:
+    def _check_ready(self, done: str | None = None) -> None:
+        if self._initial is not None and done is not None:
+            self._initial.discard(done)
         if not self.ready and self._initial is not None and not self._initial:
             self.ready = True
             self.metrics.ready.set(1)
@@ -418,7 +399,4 @@ class Daemon:
                                    started_at=self.started_at, running=running)
 
     def _write_status(self, *, running: bool = True) -> None:
-        try:
-            statusfile.write(self.config.state_dir, self.status(running=running))
-        except OSError as e:
-            self.log.warning("status.write_failed", error=e.strerror or type(e).__name__)
+        statusfile.write_logged(self.config.state_dir, self.status(running=running), self.log)

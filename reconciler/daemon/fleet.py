@@ -1,4 +1,5 @@
-"""This replica's place among the replicas sharing a PostgreSQL state (no leader).
+"""The daemon's state (:class:`StateService`) and, with PostgreSQL, this replica's place
+among the replicas sharing it (:class:`Fleet`; no leader).
 
 Every replica loads every spec and keeps every timer; only a sync's owner (rendezvous
 hashing over the live members, :mod:`reconciler.state.pg.members`) runs it, and the per-sync
@@ -17,22 +18,30 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from reconciler.daemon.config import DaemonConfig
+from reconciler.daemon.execute import init_state
 from reconciler.daemon.runner import in_thread
+from reconciler.daemon.supervisor import Supervisor
 from reconciler.errors import StateError
 from reconciler.logging import get_logger
+from reconciler.state.location import Opener
 from reconciler.state.pg import members
+from reconciler.state.pg.database import replica_name
 
-Takeover = Callable[[list[str]], None]
+Trigger = Callable[[str, str], bool]
+#: runs asked for by name or announced to this replica run where they land (the sync's lock
+#: still keeps them from running twice at once); any other only on the sync's owner
+RUN_WHERE_ASKED = ("trigger", "webhook")
 
 
 class Fleet:
     def __init__(self, database: Callable[[], Any], replica: str, lease: float, names: Callable[[], Iterable[str]],
-                 on_takeover: Takeover, registry: CollectorRegistry | None = None) -> None:
+                 trigger: Trigger, registry: CollectorRegistry | None = None) -> None:
         self._database = database
         self.replica = replica
         self.lease = lease
         self._names = names
-        self._on_takeover = on_takeover
+        self._trigger = trigger
         #: the live members as last seen (sorted); empty while the database is out of reach
         self.members: list[str] = []
         self._last_ok: float | None = None
@@ -66,6 +75,12 @@ class Fleet:
     def owns(self, name: str) -> bool:
         return self.usable() and self.owner(name) == self.replica
 
+    def may_run(self, name: str, reason: str, asked: bool) -> bool:
+        if asked or reason in RUN_WHERE_ASKED or self.owns(name):
+            return True
+        self.log.debug("reconcile.elsewhere", sync=name, trigger=reason, owner=self.owner(name))
+        return False
+
     def held(self) -> list[str]:
         return [n for n in self._names() if self.owns(n)]
 
@@ -97,7 +112,8 @@ class Fleet:
                 self.takeovers += len(gained)
                 self._taken.labels(self.replica).inc(len(gained))
                 self.log.info("fleet.takeover", syncs=gained)
-                self._on_takeover(gained)
+                for name in gained:  # a replica left or died: what is ours now runs at once
+                    self._trigger(name, "takeover")
 
     async def run(self) -> None:
         while True:
@@ -111,3 +127,37 @@ class Fleet:
         except StateError as e:
             self.log.warning("fleet.leave_failed", error=str(e))
         self.members = []
+
+
+class StateService:
+    """What the daemon keeps of the state: the :class:`Opener` its runs use and, when the state
+    is PostgreSQL, its :class:`Fleet`."""
+
+    def __init__(self, config: DaemonConfig, names: Callable[[], Iterable[str]], trigger: Trigger,
+                 registry: CollectorRegistry) -> None:
+        replica = config.replica or replica_name()
+        self.opener = Opener(config.location, pool_size=config.workers + 4, name=replica)
+        self.fleet = Fleet(self.opener.database, replica, config.lease_seconds, names, trigger,
+                           registry) if config.location.shared else None
+
+    async def start(self, supervisor: Supervisor) -> None:
+        """Set the state up once, before runs race to; know the other replicas before the
+        first runs."""
+        await in_thread(lambda: init_state(self.opener), "state-init")
+        if self.fleet is not None:
+            await self.fleet.beat()
+            supervisor.start("replica heartbeat", self.fleet.run)
+
+    def may_run(self, name: str, reason: str, asked: bool) -> bool:
+        return self.fleet is None or self.fleet.may_run(name, reason, asked)
+
+    @property
+    def problem(self) -> str | None:
+        """Why this replica holds no sync now (None: it may run what it holds)."""
+        return None if self.fleet is None or self.fleet.problem is None else f"holding no sync: {self.fleet.problem}"
+
+    async def stop(self, abandoned: bool) -> None:
+        if self.fleet is not None:
+            await self.fleet.leave()
+        if not abandoned:  # abandoned runs may still write: the process's exit ends the pool
+            self.opener.close()

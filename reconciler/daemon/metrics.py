@@ -4,6 +4,7 @@ in tests; nothing leaks into the global default registry)."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -38,6 +39,9 @@ class Metrics:
                              ["sync"], registry=r)
         self.syncs = Gauge("reconciler_syncs", "Syncs loaded, by state (active, suspended, manual, "
                            "invalid_kept, invalid).", ["state"], registry=r)
+        self.notifications = Counter("reconciler_notifications_total",
+                                     "Notifier messages, by notifier, event and result (sent, failed, held_back).",
+                                     ["notifier", "event", "result"], registry=r)
         self.ready = Gauge("reconciler_ready", "1 once specs are loaded and the first reconcile is done.",
                            registry=r)
 
@@ -56,6 +60,9 @@ class Metrics:
         if managed is not None:
             self.managed_keys.labels(sync).set(managed)
 
+    def notification(self, notifier: str, event: str, result: str) -> None:
+        self.notifications.labels(notifier, event, result).inc()
+
     def api_call(self, destination: str, call: str, outcome: str) -> None:
         self.api_calls.labels(destination, call, outcome).inc()
 
@@ -70,3 +77,12 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def count_states(self, states: Iterable[str]) -> None:
+        """``reconciler_syncs{state}``: every state shown, zero included (a gauge that stops
+        being set would keep its last value)."""
+        counts = dict.fromkeys(("active", "suspended", "manual", "disabled", "invalid-kept", "invalid"), 0)
+        for state in states:
+            counts[state] = counts.get(state, 0) + 1
+        for state, n in counts.items():
+            self.syncs.labels(state.replace("-", "_")).set(n)

@@ -28,13 +28,18 @@ class SyncRecord:
             self.next_attempt = None
 
 
-def why_not(sync: SecretSync | None) -> str | None:
-    """Why the daemon does not run this sync on its own (None: it does)."""
+#: the trigger reason of ``reconciler trigger NAME``: asked for by name, like ``apply --sync``
+EXPLICIT = "trigger"
+
+
+def why_not(sync: SecretSync | None, *, explicit: bool = False) -> str | None:
+    """Why the daemon does not run this sync (None: it does). Asked for by name
+    (``explicit``), a manual-only sync runs, as ``apply --sync`` runs it."""
     if sync is None:
         return "not defined"
     if not sync.is_enabled:
         return "disabled (isEnabled: false)"
-    if not sync.is_auto_sync_enabled:
+    if not sync.is_auto_sync_enabled and not explicit:
         return "manual only (isAutoSyncEnabled: false)"
     if sync.reconcile.suspend:
         return "suspended (reconcile.suspend: true)"
@@ -51,3 +56,14 @@ def state(sync: SecretSync | None, record: SyncRecord | None) -> str:
         return "invalid"
     why = why_not(sync)
     return "active" if why is None else why.split(" ")[0]
+
+
+def refusal(sync: SecretSync | None, known: bool) -> tuple[int, str] | None:
+    """Why ``POST /syncs/<name>/trigger`` cannot run a sync, as an HTTP status and a reason
+    (None: it can). ``known``: the daemon has a record of it (an invalid spec has one)."""
+    if sync is None:
+        if known:
+            return 409, "its spec is invalid (see `reconciler validate`); nothing runs for it"
+        return 404, "no such sync in the daemon's specs"
+    why = why_not(sync, explicit=True)
+    return None if why is None else (409, why)

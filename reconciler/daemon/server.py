@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -26,6 +27,8 @@ class Request:
     path: str
     headers: Mapping[str, str]  # names lower-cased
     body: bytes = b""
+    query: str = ""  # after the "?", undecoded
+    peer: str = ""  # the client's IP address
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,8 @@ async def _read(reader: asyncio.StreamReader) -> Request:
     if length > MAX_BODY:
         raise BadRequest(413)
     body = await reader.readexactly(length) if length else b""
-    return Request(method.upper(), target.split("?", 1)[0], headers, body)
+    path, _, query = target.partition("?")
+    return Request(method.upper(), path, headers, body, query)
 
 
 def _encode(resp: Response) -> bytes:
@@ -107,6 +111,8 @@ class HttpServer:
         try:
             try:
                 request = await asyncio.wait_for(_read(reader), READ_TIMEOUT)
+                peer = writer.get_extra_info("peername")
+                request = dataclasses.replace(request, peer=str(peer[0]) if peer else "")
                 response = await self._dispatch(request)
             except BadRequest as e:
                 response = Response(e.status, f"{HTTPStatus(e.status).phrase}\n".encode())

@@ -80,6 +80,7 @@ def merge(current: SpecSet | None, loaded: SpecSet) -> Reload:
         connections=MappingProxyType(dict(sorted(connections.items()))),
         diagnostics=loaded.diagnostics,
         invalid_syncs=loaded.invalid_syncs,
+        notifiers=loaded.notifiers,
     )
     added = tuple(n for n in effective.syncs if n not in before)
     changed = tuple(

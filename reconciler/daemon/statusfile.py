@@ -65,6 +65,14 @@ def read_live(state_dir: Path) -> dict[str, Any] | None:
     return data
 
 
+def write_logged(state_dir: Path, data: dict[str, Any], log: Any) -> None:
+    """:func:`write`, a failure logged: the status file is for people, never a reason to stop."""
+    try:
+        write(state_dir, data)
+    except OSError as e:
+        log.warning("status.write_failed", error=e.strerror or type(e).__name__)
+
+
 def summary(records: Mapping[str, SyncRecord], total: int) -> str:
     """systemd's STATUS= line: how many syncs, which are failing."""
     failing = sorted(n for n, r in records.items() if r.last_result == "failure")

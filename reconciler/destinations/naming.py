@@ -139,7 +139,8 @@ def render(desc: Descriptor, view: SyncView, secrets: Sequence[SourceSecret],
             props = {**props, desc.comment_property: s.comment}
         prop_problems = desc.property_problems(props)
         if problem or prop_problems:
-            problems += [(name, f"{s.key}: {p}") for p in ([problem] if problem else []) + prop_problems]
+            key = s.key if len(s.key) <= 80 else f"{s.key[:77]}... ({len(s.key)} characters)"
+            problems += [(name, f"source key {key}: {p}") for p in ([problem] if problem else []) + prop_problems]
             continue
         entries[name] = DesiredEntry(name, s.value, fingerprint(s.value), frozen_map(props), (s.key,))
     return Rendered(entries, tuple(problems), frozenset(blocked))

@@ -9,10 +9,12 @@ plan a delete. Errors name file and line and never quote the file: the text woul
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -68,6 +70,15 @@ class _Parsed:
     text: str
     root: Node | None
     tagged: frozenset[int]
+    #: (environment, folder) -> (environment entry, folder entry), filled on first lookup
+    index: dict[tuple[str, str], tuple[_Folder | None, _Folder | None]] | None = field(
+        default=None, compare=False, hash=False)
+
+
+#: the last parse of each secrets file, by the digest of its bytes: a thousand syncs reading
+#: one file would otherwise parse it a thousand times (and walk every folder to find theirs)
+_PARSES: dict[str, tuple[bytes, _Parsed]] = {}
+_PARSES_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,12 @@ class FileSource:
         except UnicodeDecodeError as e:
             line = raw.count(b"\n", 0, e.start) + 1
             raise SourceError(f"{self.path}:{line}: secrets file is not UTF-8 text") from None
+        digest = hashlib.sha256(raw).digest()
+        key = os.path.realpath(self.path)
+        with _PARSES_LOCK:
+            cached = _PARSES.get(key)
+        if cached is not None and cached[0] == digest:
+            return cached[1]
         loader: _Loader | None = None
         try:
             loader = _Loader(text)
@@ -112,7 +129,10 @@ class FileSource:
         finally:
             if loader is not None:
                 loader.dispose()
-        return _Parsed(text, root, frozenset(loader.tagged))
+        parsed = _Parsed(text, root, frozenset(loader.tagged), {})
+        with _PARSES_LOCK:
+            _PARSES[key] = (digest, parsed)
+        return parsed
 
     def _text(self, parsed: _Parsed, node: Node, what: str) -> str:
         if id(node) in parsed.tagged:
@@ -159,6 +179,11 @@ class FileSource:
     def _find(self, parsed: _Parsed, environment: str, secret_path: str) -> tuple[_Folder | None, _Folder | None]:
         """The environment's entry and the folder's entry (None when absent)."""
         want = normalize_path(secret_path)
+        if parsed.index is not None:  # one walk over every folder per parse, then lookups
+            if not parsed.index:
+                self._index(parsed, parsed.index)
+            env_entry = parsed.index.get((environment, ""), (None, None))[0]
+            return env_entry, parsed.index.get((environment, want), (env_entry, None))[1]
         env_entry = folder_entry = None
         for f in self._folders(parsed):
             if self._text(parsed, f.env_key, "an environment name") != environment:
@@ -168,6 +193,17 @@ class FileSource:
             elif normalize_path(self._text(parsed, f.key, "a secret path")) == want:
                 folder_entry = f
         return env_entry, folder_entry
+
+    def _index(self, parsed: _Parsed, index: dict[tuple[str, str], tuple[_Folder | None, _Folder | None]]) -> None:
+        built: dict[tuple[str, str], tuple[_Folder | None, _Folder | None]] = {}
+        for f in self._folders(parsed):
+            env = self._text(parsed, f.env_key, "an environment name")
+            if f.key is None:
+                built[(env, "")] = (f, None)
+            else:
+                env_entry = built.get((env, ""), (None, None))[0]
+                built[(env, normalize_path(self._text(parsed, f.key, "a secret path")))] = (env_entry, f)
+        index.update(built)
 
     def _secrets(self, parsed: _Parsed, folder: Node | None, where: str) -> dict[str, tuple[SourceSecret, Node]]:
         """The folder's secrets, each with the node its value is written in."""

@@ -23,7 +23,8 @@ from typing import Any, Final
 
 import httpx
 
-from reconciler import calls
+from reconciler import calls, deadline
+from reconciler.logging import get_logger
 from reconciler.model import SecretValue
 from reconciler.sources.errors import SourceError
 
@@ -278,7 +279,7 @@ class KmsClient:
                 if last or (unsafe and sent):
                     what = "timed out" if isinstance(e, httpx.TimeoutException) else "connection failed"
                     raise KmsError(f"KMS {call}: {what} ({type(e).__name__}) at {self.site_url}") from None
-                self._sleep(self._backoff(attempt))
+                self._wait(self._backoff(attempt), call, attempt)
                 continue
             status = response.status_code
             calls.record("kms", call, "ok" if status < 400 else str(status))
@@ -288,8 +289,15 @@ class KmsClient:
             after = _retry_after(response)
             if after is not None and after > policy.max_wait:
                 return response  # the caller reports the wait; the daemon's retry takes it from there
-            self._sleep(after if after is not None else self._backoff(attempt))
+            self._wait(after if after is not None else self._backoff(attempt), call, attempt)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait(self, seconds: float, call: str, attempt: int) -> None:
+        """Wait before the next attempt, saying so; give up instead when the sync run's
+        deadline would pass (reconciler/deadline.py)."""
+        deadline.check(f"KMS {call} (attempt {attempt + 1})", seconds)
+        get_logger(component="kms").warning("source.retry", call=call, attempt=attempt + 1, wait=round(seconds, 2))
+        self._sleep(seconds)
 
     def _backoff(self, attempt: int) -> float:
         base = min(self._retry.max_backoff, self._retry.backoff * 2 ** (attempt - 1))

@@ -15,6 +15,7 @@ from typing import Any, Final
 from reconciler.errors import CredentialError
 from reconciler.model import SecretValue
 from reconciler.specs.model import CredentialRef
+from reconciler.yamlsafe import InputError, read_regular
 
 REF_KINDS: Final = ("env", "file", "credential")
 #: a credential is a token or a key, not a file system: refuse to slurp /dev/zero
@@ -88,13 +89,10 @@ def resolve(
 
 
 def _read(path: Path, what: str) -> str:
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_BYTES + 1)
-    except OSError as e:
-        raise CredentialError(f"cannot read {what}: {e.strerror or type(e).__name__}") from None
-    if len(raw) > MAX_BYTES:
-        raise CredentialError(f"{what} is larger than {MAX_BYTES} bytes")
+    try:  # non-blocking and regular files only: a FIFO named as a credential must not hang a run
+        raw = read_regular(path, MAX_BYTES)
+    except InputError as e:
+        raise CredentialError(f"{what} {e}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -16,7 +16,7 @@ from typing import Any
 
 from reconciler.destinations import catalog
 from reconciler.sources import catalog as sources
-from reconciler.specs import credentials, rules, schema, scopes, values, yamlload
+from reconciler.specs import credentials, notifiers, rules, schema, scopes, values, yamlload
 from reconciler.specs.model import (
     Connection,
     CredentialRef,
@@ -102,6 +102,12 @@ def load(directory: Path) -> SpecSet:
         if not e.ok:
             del syncs[name]
 
+    notifier_entries = [e for e in named if e.kind == "Notifier"]
+    found_notifiers, notes = notifiers.load([e.doc for e in notifier_entries], [e.ok for e in notifier_entries],
+                                            {e.name for e in sync_entries if e.name is not None})
+    for e, found in zip(notifier_entries, notes, strict=True):
+        e.diagnostics += found
+
     invalid: dict[str, list[Diagnostic]] = {}
     for e in sync_entries:
         if e.name is not None and e.name not in syncs:
@@ -115,6 +121,7 @@ def load(directory: Path) -> SpecSet:
         connections=MappingProxyType(dict(sorted(connections.items()))),
         diagnostics=tuple(diagnostics),
         invalid_syncs=MappingProxyType({k: tuple(sorted(v, key=_order)) for k, v in sorted(invalid.items())}),
+        notifiers=MappingProxyType(found_notifiers),
     )
 
 

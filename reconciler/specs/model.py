@@ -123,6 +123,30 @@ class SecretSync:
         return bool(self.sync_options.get("disableSecretDeletion", False))
 
 
+#: what a Notifier can report, in the words specs use
+NOTIFY_EVENTS = ("sync-failed", "sync-recovered", "drift-detected")
+#: a Notifier's defaults: one message per sync and event an hour; a post gives up after 5 s
+DEFAULT_MIN_INTERVAL, DEFAULT_TIMEOUT = 3600.0, 5.0
+
+
+@dataclass(frozen=True)
+class Notifier:
+    """Where the daemon reports sync failures, recoveries and drift (``kind: Notifier``)."""
+
+    name: str
+    location: Location
+    url: CredentialRef  # a webhook URL is a credential: only ever a reference
+    events: tuple[str, ...] = NOTIFY_EVENTS
+    #: only these syncs; None = every sync
+    syncs: tuple[str, ...] | None = None
+    min_interval_seconds: float = DEFAULT_MIN_INTERVAL
+    timeout_seconds: float = DEFAULT_TIMEOUT
+    description: str = ""
+
+    def wants(self, event: str, sync: str) -> bool:
+        return event in self.events and (self.syncs is None or sync in self.syncs)
+
+
 @dataclass(frozen=True)
 class SpecSet:
     """Everything loaded from a directory. Broken documents are left out, with diagnostics."""
@@ -133,6 +157,7 @@ class SpecSet:
     diagnostics: tuple[Diagnostic, ...] = ()
     #: names of syncs whose documents failed validation (so callers can report them per sync)
     invalid_syncs: Mapping[str, tuple[Diagnostic, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    notifiers: Mapping[str, Notifier] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def ok(self) -> bool:

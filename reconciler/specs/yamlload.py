@@ -23,6 +23,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.specs.model import Diagnostic
 from reconciler.yamlsafe import (
+    MAX_DEPTH,
     SPEC_MAX_BYTES,
     GuardedLoader,
     InputError,
@@ -100,18 +101,22 @@ class MarkedLoader(GuardedLoader):
         super().__init__(text)
         self.text = text
 
-    def documents(self, file: Path) -> Iterator[Document | Diagnostic]:
-        """Documents in order; a broken one gives a Diagnostic instead. Empty ones are skipped."""
+    def documents(self, file: Path, nodes: list[Node | None] | None = None) -> Iterator[Document | Diagnostic]:
+        """Documents in order; a broken one gives a Diagnostic instead. Empty ones are skipped.
+        ``nodes``: the documents already composed (by libyaml, see :func:`_compose_fast`)."""
         index = 0
         try:
-            while self.check_node():
-                node = self.get_node()
+            for node in nodes if nodes is not None else self._composed():
                 index += 1
                 if node is None:
                     continue
                 yield from self._document(file, index - 1, node)
         except yaml.YAMLError as e:
             yield _yaml_diagnostic(file, e, self.text)
+
+    def _composed(self) -> Iterator[Node | None]:
+        while self.check_node():
+            yield self.get_node()
 
     def _document(self, file: Path, index: int, node: Node) -> Iterator[Document | Diagnostic]:
         w = _Walk(file)
@@ -233,6 +238,32 @@ def _yaml_diagnostic(file: Path, e: yaml.YAMLError, text: str) -> Diagnostic:
     return Diagnostic(file, line, "$", f"invalid YAML: {problem} (column {column})")
 
 
+def _nesting_bound(text: str) -> int:
+    """An upper bound of how deep ``text`` can nest: every flow level opens a bracket, and a
+    block level on a line sits behind indentation or a '- '/'? ' of that line's lead."""
+    lead = max((len(line) - len(line.lstrip(" -?:")) for line in text.splitlines()), default=0)
+    return text.count("[") + text.count("{") + lead
+
+
+def _compose_fast(text: str) -> list[Node | None] | None:
+    """Every document composed by libyaml (ten times PyYAML's pure-Python speed), or None to
+    take the pure-Python path: no libyaml, input that could nest deeper than the guard allows
+    (libyaml has no depth limit of its own), or any error (the Python path says where and
+    what). Nodes carry the same line marks either way."""
+    if not yaml.__with_libyaml__ or _nesting_bound(text) >= MAX_DEPTH:
+        return None
+    loader = yaml.CSafeLoader(text)
+    try:
+        nodes: list[Node | None] = []
+        while loader.check_node():
+            nodes.append(loader.get_node())
+        return nodes
+    except yaml.YAMLError:
+        return None
+    finally:
+        loader.dispose()
+
+
 def load_text(text: str, file: Path) -> tuple[list[Document], list[Diagnostic]]:
     docs: list[Document] = []
     diags: list[Diagnostic] = []
@@ -241,7 +272,7 @@ def load_text(text: str, file: Path) -> tuple[list[Document], list[Diagnostic]]:
     except yaml.YAMLError as e:
         return [], [_yaml_diagnostic(file, e, text)]
     try:
-        for item in loader.documents(file):
+        for item in loader.documents(file, _compose_fast(text)):
             (docs if isinstance(item, Document) else diags).append(item)  # type: ignore[arg-type]
     finally:
         loader.dispose()

@@ -181,6 +181,10 @@ class StateStore:
                 os.close(fd)
             conn = sqlite3.connect(db, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
+            # a commit per landed write (so an interrupted apply never loses one) without an
+            # fsync per commit: WAL commits are durable across a crash of the process, and state is
+            # a cache — a power cut that loses the last writes costs reads, never correctness
+            conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
             for side in ("-wal", "-shm"):
                 p = db.with_name(db.name + side)

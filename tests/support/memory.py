@@ -87,6 +87,8 @@ class MemorySession:
         self.store = store
 
     def list(self, scope: Scope) -> list[ObservedEntry]:
+        if scope.pending_only:
+            return []  # the listing shows pending-deletion entries already
         self.store._call("list")
         return [ObservedEntry(k, e.version, None, e.lifecycle, e.properties.get(f"tag:{SYNC_TAG}"),
                               frozen_map(e.properties))

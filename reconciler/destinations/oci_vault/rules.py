@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 from reconciler.destinations.catalog import Finding, NameRule, SyncView
@@ -74,6 +73,8 @@ def retry_after(headers: Mapping[str, Any] | None) -> float | None:
     except ValueError:
         pass
     try:
+        from email.utils import parsedate_to_datetime  # here: the descriptor loads on every command
+
         when = parsedate_to_datetime(raw)
     except (TypeError, ValueError):
         return None

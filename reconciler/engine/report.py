@@ -1,0 +1,41 @@
+"""The lines a person reads about one sync's run: what ``apply`` prints, and what
+``reconciler trigger`` prints for a run the daemon made. One function, so both say the same."""
+
+from __future__ import annotations
+
+from reconciler.engine.outcome import Outcome
+from reconciler.model import Action
+
+
+def summary(out: Outcome) -> str:
+    """``1 created, 0 updated, 0 deleted`` (and restored, imported, failed when any)."""
+    if not out.results:
+        return "no changes"
+    ok = [r for r in out.results if r.ok]
+    counts = {a: sum(1 for r in ok if r.change.action is a) for a in Action}
+    parts = [f"{counts[Action.CREATE]} created", f"{counts[Action.UPDATE]} updated",
+             f"{counts[Action.DELETE]} deleted"]
+    if counts[Action.RESTORE]:
+        parts.append(f"{counts[Action.RESTORE]} restored")
+    if counts[Action.IMPORT]:
+        parts.append(f"{counts[Action.IMPORT]} imported")
+    failed = len(out.results) - len(ok)
+    if failed:
+        parts.append(f"{failed} failed")
+    return ", ".join(parts)
+
+
+def lines(out: Outcome) -> list[str]:
+    """The summary line of one sync, then one ``  ! ...`` line per failed change or issue."""
+    if out.error:
+        return [f"{out.sync}: failed: {out.error}"]
+    line = f"{out.sync}: {summary(out)}"
+    if out.plan is not None and out.plan.drift:
+        line += f"; {len(out.plan.drift)} drifted (reported, not corrected)"
+    found = [line]
+    found += [f"  ! {r.change.action.value} {r.change.key}: {r.error}" for r in out.results if not r.ok]
+    if out.plan is not None:
+        for issue in out.plan.issues:
+            where = f"{issue.key}: " if issue.key else ""
+            found.append(f"  ! {issue.severity}: {where}{issue.message}")
+    return found

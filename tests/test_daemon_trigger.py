@@ -1,0 +1,205 @@
+"""``reconciler trigger NAME`` against a running daemon (moto behind it), and the run registry
+that makes its waiter get a run that started after its request."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.daemon.api import Api
+from reconciler.daemon.runs import Runs
+from reconciler.daemon.server import Request
+from reconciler.engine.outcome import Outcome
+from tests.support.canary import CANARIES
+from tests.support.cli import Workspace
+from tests.support.daemon import DaemonHarness, wait_until
+
+C1, C2, _ = CANARIES
+
+
+@pytest.fixture
+def ws(tmp_path: Path, aws_endpoint: str) -> Workspace:
+    return Workspace(tmp_path, aws_endpoint)
+
+
+@pytest.fixture
+def daemon(ws: Workspace) -> Iterator[Callable[..., DaemonHarness]]:
+    started: list[DaemonHarness] = []
+
+    def make(**kw: Any) -> DaemonHarness:
+        h = DaemonHarness(ws, **kw)
+        started.append(h)
+        return h.start()
+
+    yield make
+    for h in started:
+        assert h.stop() == 0
+        assert h.leaks() == [] and ws.leaks() == [], "a secret value reached output, logs or state"
+
+
+def trigger(h: DaemonHarness, *args: str) -> Any:
+    assert h.daemon.server is not None
+    return h.cli("trigger", *args, "--listen", f"127.0.0.1:{h.daemon.server.port}")
+
+
+def run_id(stderr: str) -> str:
+    found = re.search(r"run ([0-9a-f]{12})", stderr)
+    assert found, stderr
+    return found.group(1)
+
+
+def started_during(r: Any, rid: str, trigger: str) -> bool:
+    """The daemon's log lines written while the CLI ran land in its stderr (one process)."""
+    return any("reconcile.started" in line and f"run_id={rid}" in line and f"trigger={trigger}" in line
+               for line in r.err.splitlines())
+
+
+def proxied(ws: Workspace, endpoint: str) -> None:
+    ws.write_spec("connections.yaml", [
+        {"kind": "Connection", "name": "local", "app": "file", "path": "../secrets.yaml"},
+        {"kind": "Connection", "name": "aws", "app": "aws", "endpoint": endpoint, "region": "us-east-1",
+         "maxAttempts": 1,
+         "credentials": {"method": "access-key", "accessKeyId": {"env": "AWS_ACCESS_KEY_ID"},
+                         "secretAccessKey": {"env": "AWS_SECRET_ACCESS_KEY"}}},
+    ])
+
+
+def test_trigger_runs_now_and_prints_applys_summary(
+        ws: Workspace, sm_client: Any, daemon: Callable[..., DaemonHarness]) -> None:
+    ws.write_spec("app.yaml", [ws.sync()])
+    ws.set_secrets({"A": C1})
+    h = daemon()
+    sm_client.put_secret_value(SecretId="app/A", SecretString=C2)  # changed out of band
+    r = trigger(h, "app")
+    assert r.code == 0, str(r)
+    assert r.out == "app: 0 created, 1 updated, 0 deleted\n", str(r)
+    assert sm_client.get_secret_value(SecretId="app/A")["SecretString"] == C1
+    rid = run_id(r.err)
+    assert started_during(r, rid, "trigger")
+    status, body, _ = h.http("GET", f"/runs/{rid}")
+    assert status == 200 and b'"result": "success"' in body
+
+
+def test_trigger_waits_for_a_run_that_started_after_the_request(
+        ws: Workspace, sm_client: Any, aws_endpoint: str, daemon: Callable[..., DaemonHarness]) -> None:
+    from tests.emulators.faultproxy import FaultProxy
+
+    proxy = FaultProxy(aws_endpoint)
+    proxied(ws, proxy.start())
+    try:
+        ws.write_spec("app.yaml", [ws.sync()])
+        ws.set_secrets({"A": "1"})
+        h = daemon()
+        proxy.delay = 0.3  # the next run is still going when the trigger arrives
+        ws.set_secrets({"A": "2", "B": "2"})
+        wait_until(lambda: h.events("plan.computed", sync="app", create=1, update=1), 10, "the run to plan")
+        in_flight = h.events("plan.computed", sync="app", create=1)[-1]["run_id"]
+        sm_client.create_secret(Name="app/Z", SecretString="stray")  # after that plan: not in it
+        r = trigger(h, "app")
+        proxy.delay = 0
+        assert r.code == 0, str(r)
+        assert run_id(r.err) != in_flight
+        assert r.out == "app: 0 created, 0 updated, 1 deleted\n", str(r)  # the run after saw Z
+    finally:
+        proxy.stop()
+
+
+def test_trigger_of_a_failing_sync_prints_the_failure_and_exits_1(
+        ws: Workspace, aws_endpoint: str, daemon: Callable[..., DaemonHarness]) -> None:
+    from tests.emulators.faultproxy import FaultProxy
+
+    proxy = FaultProxy(aws_endpoint)
+    proxied(ws, proxy.start())
+    try:
+        ws.write_spec("app.yaml", [ws.sync()])
+        ws.set_secrets({"A": C1})
+        h = daemon()
+        proxy.fail(None, status=500, code="InternalFailure")
+        r = trigger(h, "app")
+        assert r.code == 1, str(r)
+        assert r.out.startswith("app: failed: "), str(r)
+        assert "result=failure" in r.err and h.on_loop(lambda: h.daemon.syncs["app"].failed_attempts) == 1
+    finally:
+        proxy.stop()
+
+
+def test_trigger_unknown_suspended_and_manual_syncs(
+        ws: Workspace, sm_client: Any, daemon: Callable[..., DaemonHarness]) -> None:
+    ws.write_spec("app.yaml", [
+        ws.sync(),
+        ws.sync("paused", secretPath="/paused", reconcile={"suspend": True},
+                syncOptions={"keySchema": "paused/{{secretKey}}"}),
+        ws.sync("manual", secretPath="/manual", isAutoSyncEnabled=False,
+                syncOptions={"keySchema": "manual/{{secretKey}}"}),
+    ])
+    ws.set_secrets({"M": "m"}, path="/manual")
+    h = daemon()
+    r = trigger(h, "nope")
+    assert r.code == 1 and "has no sync named 'nope'" in r.err, str(r)
+    r = trigger(h, "paused")
+    assert r.code == 1 and "suspended (reconcile.suspend: true)" in r.err, str(r)
+    r = trigger(h, "manual")  # asked for by name, like `apply --sync manual`
+    assert r.code == 0 and r.out == "manual: 1 created, 0 updated, 0 deleted\n", str(r)
+    assert sm_client.get_secret_value(SecretId="manual/M")["SecretString"] == "m"
+    assert h.on_loop(lambda: h.daemon.schedule.next_run("manual")) is None, "still manual afterwards"
+
+
+def test_trigger_without_a_daemon_says_so(ws: Workspace) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nobody listens there
+    r = ws.run("trigger", "app", "--listen", f"127.0.0.1:{port}")
+    assert r.code == 1 and f"no reconciler daemon answers at http://127.0.0.1:{port}" in r.err, str(r)
+    r = ws.run("trigger", "app", "--listen", "off")
+    assert r.code == 1 and "API is off" in r.err, str(r)
+
+
+# -- the registry and the endpoint, without a daemon --------------------------------------------
+
+
+def test_triggers_before_a_start_share_its_run_and_a_run_in_flight_is_never_theirs() -> None:
+    async def scenario() -> None:
+        runs = Runs()
+        with runs.run("app") as in_flight:
+            first, joined = runs.claim("app")
+            second, joined2 = runs.claim("app")
+            assert (first == second, joined, joined2) == (True, False, True)
+            assert first != in_flight
+            runs.finish(in_flight, Outcome("app", "aws-secrets-manager"))
+        assert (await runs.wait(first, 0))["state"] == "queued"
+        with runs.run("app") as nxt:
+            assert nxt == first
+            runs.finish(nxt, Outcome("app", "aws-secrets-manager", error="boom"))
+        got = await runs.wait(first, 1)
+        assert got == {"run": first, "sync": "app", "state": "finished", "result": "failure",
+                       "lines": ["app: failed: boom"]}
+        waiter = asyncio.create_task(runs.wait(runs.claim("other")[0], 5))
+        await asyncio.sleep(0)
+        runs.close("the daemon stopped")
+        assert (await waiter)["lines"] == ["other: not finished: the daemon stopped"]
+        assert await runs.wait("unknown", 0) is None
+
+    asyncio.run(scenario())
+
+
+def test_run_endpoints_refuse_clients_off_this_host() -> None:
+    class Service:
+        runs = Runs()
+
+        def request_run(self, name: str) -> tuple[int, dict[str, Any]]:
+            raise AssertionError("must not be reached")
+
+    api = Api(Service())  # type: ignore[arg-type]
+    for path, method in (("/syncs/app/trigger", "POST"), ("/runs/abc", "GET")):
+        resp = asyncio.run(api.handle(Request(method, path, {}, peer="192.0.2.7")))
+        assert resp.status == 403, path
+    resp = asyncio.run(api.handle(Request("GET", "/syncs/app/trigger", {}, peer="127.0.0.1")))
+    assert resp.status == 405
+    resp = asyncio.run(api.handle(Request("GET", "/runs/abc", {}, query="wait=x", peer="::1")))
+    assert resp.status == 400
