@@ -346,7 +346,8 @@ class Daemon:
         specs = self.specs
         sync = specs.syncs.get(name) if specs else None
         if not self.state.may_run(name, reason, asked=self.runs.claimed(name)):
-            return self._check_ready(done=name)  # another replica holds it
+            self.listings.drop(name)  # another replica holds it: no listing is kept for it here
+            return self._check_ready(done=name)
         with self.runs.run(name) as run_id:  # a waiter always hears how its run ended
             if specs is None or sync is None or records.why_not(sync, explicit=reason == records.EXPLICIT):
                 return
