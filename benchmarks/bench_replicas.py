@@ -64,7 +64,7 @@ def _save(path: Path, syncs: int, rnd: int) -> None:
 
 def _metrics(port: int) -> dict[str, float]:
     """Sums over label sets of the series this benchmark reads."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
     out: dict[str, float] = {}
     for fam in text_string_to_metric_families(text):
@@ -75,7 +75,7 @@ def _metrics(port: int) -> dict[str, float]:
 
 def _ready(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
             return resp.status == 200
     except OSError:
         return False
@@ -140,6 +140,44 @@ def _cycle(fleet: Fleet, cluster: Cluster, db: str, secrets: Path, syncs: int, r
     return took, fleet.total("reconciler_destination_api_calls_total") - calls, _xacts(cluster, db) - xacts
 
 
+def _takeover(fleet: Fleet, lease: float) -> str:
+    """kill -9 of r2: how soon the others took its syncs over, and ran them."""
+    held = _metrics(fleet.ports["r2"]).get("reconciler_replica_held_syncs", 0.0)
+    runs = fleet.total("reconciler_reconciles_total") - _metrics(fleet.ports["r2"]).get(
+        "reconciler_reconciles_total", 0.0)
+    fleet.procs["r2"].kill()
+    fleet.procs["r2"].wait(30)
+    seen = _wait(lambda: fleet.total("reconciler_lease_takeovers_total") >= held, 5 * lease, "the takeover")
+    done = _wait(lambda: fleet.total("reconciler_reconciles_total") >= runs + held, 600, "the taken-over syncs to run")
+    return f"{seen:.1f} s | {seen + done:.1f} s ({held:.0f} syncs)"
+
+
+def _measure(n: int, cluster: Cluster, endpoint: str, syncs: int, lease: float) -> str:
+    with tempfile.TemporaryDirectory(prefix="bench-replicas-") as tmp:
+        root = Path(tmp)
+        _specs(root, endpoint, syncs)
+        secrets = root / "secrets.yaml"
+        _save(secrets, syncs, 0)
+        db = cluster.new_database()
+        pw, key = root / "pw", root / "key"
+        pw.write_text(APP_PASSWORD)
+        key.write_bytes(os.urandom(32))
+        fleet = Fleet(root, cluster.app_url(db, pw), key, n, lease)
+        try:
+            for p in fleet.ports.values():
+                _wait(lambda p=p: _ready(p), 600, "the replicas to be ready")
+            _wait(lambda: all(_metrics(p).get("reconciler_replicas_live") == n for p in fleet.ports.values()),
+                  60, "the replicas to see each other")
+            _settle(fleet)
+            change = _cycle(fleet, cluster, db, secrets, syncs, 1)
+            noop = _cycle(fleet, cluster, db, secrets, syncs, 1)
+            takeover = _takeover(fleet, lease) if n > 1 else "- | -"
+            return (f"{n} | {change[0]:.1f} s | {change[1]:.0f} | {change[2]} | {noop[0]:.1f} s | {noop[1]:.0f} | "
+                    f"{noop[2]} | {takeover}")
+        finally:
+            fleet.stop()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--syncs", type=int, default=1000)
@@ -161,40 +199,7 @@ def main() -> int:
           "taken-over syncs run")
     try:
         for n in args.replicas:
-            with tempfile.TemporaryDirectory(prefix="bench-replicas-") as tmp:
-                root = Path(tmp)
-                _specs(root, f"http://{host}:{port}", args.syncs)
-                secrets = root / "secrets.yaml"
-                _save(secrets, args.syncs, 0)
-                db = cluster.new_database()
-                pw, key = root / "pw", root / "key"
-                pw.write_text(APP_PASSWORD)
-                key.write_bytes(os.urandom(32))
-                fleet = Fleet(root, cluster.app_url(db, pw), key, n, args.lease)
-                try:
-                    for p in fleet.ports.values():
-                        _wait(lambda p=p: _ready(p), 600, "the replicas to be ready")
-                    _wait(lambda: all(_metrics(p).get("reconciler_replicas_live") == n for p in fleet.ports.values()),
-                          60, "the replicas to see each other")
-                    _settle(fleet)
-                    change = _cycle(fleet, cluster, db, secrets, args.syncs, 1)
-                    noop = _cycle(fleet, cluster, db, secrets, args.syncs, 1)
-                    takeover = "-"
-                    if n > 1:
-                        held = _metrics(fleet.ports["r2"]).get("reconciler_replica_held_syncs", 0.0)
-                        runs = fleet.total("reconciler_reconciles_total") - _metrics(fleet.ports["r2"]).get(
-                            "reconciler_reconciles_total", 0.0)
-                        fleet.procs["r2"].kill()
-                        fleet.procs["r2"].wait(30)
-                        seen = _wait(lambda: fleet.total("reconciler_lease_takeovers_total") >= held, 5 * args.lease,
-                                     "the takeover")
-                        done = _wait(lambda: fleet.total("reconciler_reconciles_total") >= runs + held, 600,
-                                     "the taken-over syncs to run")
-                        takeover = f"{seen:.1f} s | {seen + done:.1f} s ({held:.0f} syncs)"
-                    print(f"{n} | {change[0]:.1f} s | {change[1]:.0f} | {change[2]} | {noop[0]:.1f} s | {noop[1]:.0f} | "
-                          f"{noop[2]} | {takeover}", flush=True)
-                finally:
-                    fleet.stop()
+            print(_measure(n, cluster, f"http://{host}:{port}", args.syncs, args.lease), flush=True)
     finally:
         moto.stop()
         cluster.destroy()
