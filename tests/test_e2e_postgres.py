@@ -81,3 +81,18 @@ def test_two_replicas_applying_one_sync_at_once_write_each_key_once(tmp_path: Pa
     for name in (f"app/{k}" for k in keys):
         versions = sm_client.list_secret_version_ids(SecretId=name)["Versions"]
         assert len(versions) == 1, (name, versions)
+
+
+def test_a_replica_with_another_key_is_refused(tmp_path: Path, aws_endpoint: str, pg_state: PgState) -> None:
+    ws = Workspace(tmp_path, aws_endpoint)
+    ws.write_spec("app.yaml", [ws.sync()])
+    ws.set_secrets({"A": "1"})
+    assert ws.run("apply", *_flags(pg_state)).code == 0
+    other = tmp_path / "other.key"
+    other.write_bytes(os.urandom(32))
+    argv = [sys.executable, "-m", "reconciler.cli", "run", str(ws.specs), "--state-dir", str(ws.state),
+            "--state-url", pg_state.url, "--state-key-file", str(other), "--listen", "off"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done
+    assert "cannot start the daemon" in done.stderr and "every replica must use the same key file" in done.stderr
+    assert str(other) in done.stderr

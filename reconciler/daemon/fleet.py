@@ -136,7 +136,7 @@ class StateService:
     def __init__(self, config: DaemonConfig, names: Callable[[], Iterable[str]], trigger: Trigger,
                  registry: CollectorRegistry) -> None:
         replica = config.replica or replica_name()
-        self.opener = Opener(config.location, pool_size=config.workers + 4, name=replica)
+        self.opener = Opener(config.location, pool_size=2 * config.workers + 2, name=replica)
         self.fleet = Fleet(self.opener.database, replica, config.lease_seconds, names, trigger,
                            registry) if config.location.shared else None
 
