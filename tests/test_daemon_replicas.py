@@ -235,3 +235,51 @@ def test_the_database_going_away_and_coming_back(tmp_path: Path, aws_endpoint: s
         assert h.leaks() == []
     finally:
         own.destroy()
+
+
+@pytest.mark.slow
+def test_an_apply_cut_short_by_kill_9_is_finished_by_the_next_holder_without_a_second_write(
+        tmp_path: Path, aws_endpoint: str, sm_client: Any, pg_state: PgState) -> None:
+    ws = Workspace(tmp_path, aws_endpoint)
+    _specs(ws)
+    names = ["r1", "r2"]
+    target = next(s for s in SYNCS if members.owner(s, names) == "r2")
+    logs = {n: tmp_path / f"{n}.log" for n in names}
+    procs = {"r1": _replica(ws, pg_state, "r1", logs["r1"])}
+    try:
+        wait_until(lambda: _events(logs["r1"], "daemon.ready"), 60, "r1 ready")
+        procs["r2"] = _replica(ws, pg_state, "r2", logs["r2"])
+        wait_until(lambda: any(e.get("members") == names for e in _events(logs["r1"], "fleet.members")), 30,
+                   "r1 to see r2")
+        wait_until(lambda: _events(logs["r2"], "daemon.ready"), 60, "r2 ready")
+        keys = {f"K{i:03d}": f"v{i}" for i in range(300)}
+        ws.set_secrets(keys, path=f"/{target}")
+
+        def landed() -> int:
+            """How many keys are at the destination (moto's listing is not thread-safe: a
+            listing that races a write answers 500, and is asked again)."""
+            for _ in range(20):
+                try:
+                    pages = sm_client.get_paginator("list_secrets").paginate(
+                        Filters=[{"Key": "name", "Values": [f"{target}/K"]}])
+                    return sum(len(p["SecretList"]) for p in pages)
+                except sm_client.exceptions.ClientError:
+                    time.sleep(0.05)
+            raise AssertionError("moto kept failing to list")
+
+        wait_until(lambda: landed() >= 20, 60, "r2's apply to be under way")
+        os.kill(procs["r2"].pid, signal.SIGKILL)
+        procs["r2"].wait(10)
+        assert landed() < len(keys), "the apply was cut short"
+        wait_until(lambda: landed() == len(keys), 120, "r1 to finish the apply")
+        wait_until(lambda: any(e.get("sync") == target and e.get("trigger") == "takeover"
+                               for e in _events(logs["r1"], "reconcile.started")), 10, "the takeover run")
+        for k in keys:
+            versions = sm_client.list_secret_version_ids(SecretId=f"{target}/{k}")["Versions"]
+            assert len(versions) == 1, (k, versions)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            p.wait(30)
