@@ -23,7 +23,6 @@ from typing import Any, Final
 import httpx
 
 from reconciler import calls, deadline, retryafter
-from reconciler.logging import get_logger
 from reconciler.model import SecretValue
 from reconciler.sources.errors import SourceError
 
@@ -281,9 +280,7 @@ class KmsClient:
     def _wait(self, seconds: float, call: str, attempt: int) -> None:
         """Wait before the next attempt, saying so; give up instead when the sync run's
         deadline would pass (reconciler/deadline.py)."""
-        deadline.check(f"KMS {call} (attempt {attempt + 1})", seconds)
-        get_logger(component="kms").warning("source.retry", call=call, attempt=attempt + 1, wait=round(seconds, 2))
-        self._sleep(seconds)
+        deadline.pause(f"KMS {call}", attempt + 1, seconds, self._sleep, event="source.retry", component="kms")
 
     def _backoff(self, attempt: int) -> float:
         base = min(self._retry.max_backoff, self._retry.backoff * 2 ** (attempt - 1))

@@ -28,7 +28,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from reconciler import calls, retryafter
+from reconciler import calls, deadline, retryafter
 from reconciler.destinations import errors
 from reconciler.model import SecretValue
 
@@ -218,7 +218,7 @@ class DevOpsClient:
                 wait = min(BACKOFF_CAP, BACKOFF * 2 ** (attempt - 1)) * random.uniform(0.8, 1.0)
             elif wait > self.max_wait:
                 raise errors.Throttled(f"{op} failed: Azure DevOps asks to wait {wait:g}s", retry_after=wait)
-            self._sleep(wait)
+            deadline.pause(op, attempt + 1, wait, self._sleep, destination=KIND)
             if maybe_landed and landed is not None:
                 done = landed()
                 if done is not None:

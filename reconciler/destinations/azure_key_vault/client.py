@@ -268,9 +268,7 @@ class VaultHttp:
                 wait = min(BACKOFF_CAP, BACKOFF * 2 ** (attempt - 1)) * random.uniform(0.8, 1.0)
             elif wait > self.max_wait:
                 raise errors.Throttled(f"{op} failed: vault asks to wait {wait:g}s", retry_after=wait, key=key)
-            deadline.check(f"{op} (attempt {attempt + 1})", wait)
-            get_logger(destination=KIND).warning("destination.retry", call=op, attempt=attempt + 1, wait=round(wait, 2))
-            sleep(wait)
+            deadline.pause(op, attempt + 1, wait, sleep, destination=KIND)
             if maybe_landed and landed is not None:
                 done = landed()
                 if done is not None:

@@ -23,7 +23,6 @@ import httpx
 from reconciler import calls, deadline, retryafter
 from reconciler.destinations import errors
 from reconciler.destinations.windmill.rules import DEFAULT_URL
-from reconciler.logging import get_logger
 
 KIND: Final = "windmill"
 RETRYABLE: Final = frozenset({408, 429, 500, 502, 503, 504})
@@ -170,9 +169,7 @@ class WindmillHttp:
                 wait = min(BACKOFF_CAP, BACKOFF * 2 ** (attempt - 1)) * random.uniform(0.8, 1.0)
             elif wait > self.max_wait:
                 raise errors.Throttled(f"{op} failed: Windmill asks to wait {wait:g}s", retry_after=wait, key=key)
-            deadline.check(f"{op} (attempt {attempt + 1})", wait)
-            get_logger(destination=KIND).warning("destination.retry", call=op, attempt=attempt + 1, wait=round(wait, 2))
-            sleep(wait)
+            deadline.pause(op, attempt + 1, wait, sleep, destination=KIND)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
