@@ -17,7 +17,7 @@ from reconciler.notify.send import Dispatcher
 from reconciler.specs.loader import load
 from tests.support.canary import CANARIES, find_leaks
 from tests.support.cli import Workspace
-from tests.support.daemon import DaemonHarness, wait_until
+from tests.support.daemon import DaemonHarness, harnesses, wait_until
 from tests.support.webhook import WebhookReceiver
 
 C1, C2, C3 = CANARIES
@@ -40,17 +40,15 @@ def hook(ws: Workspace) -> Iterator[WebhookReceiver]:
 
 @pytest.fixture
 def daemon(ws: Workspace) -> Iterator[Callable[..., DaemonHarness]]:
-    started: list[DaemonHarness] = []
+    made: list[DaemonHarness] = []
 
     def make(**kw: Any) -> DaemonHarness:
-        h = DaemonHarness(ws, **kw)
-        started.append(h)
-        return h.start()
+        made.append(start(**kw))
+        return made[-1]
 
-    yield make
-    for h in started:
-        assert h.stop() == 0
-        assert h.leaks() == [] and ws.leaks() == []
+    with harnesses(ws) as start:
+        yield make
+    for h in made:
         assert HOOK_PATH not in h.logs.text(), "the webhook URL (a credential) reached a log line"
 
 
