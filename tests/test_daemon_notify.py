@@ -97,7 +97,9 @@ def test_a_failing_sync_sends_one_message_then_one_when_it_recovers(
         rec = recovered[0]["reconciler"]
         assert rec["failedRuns"] == 3 and rec["counts"]["created"] == 2
         assert recovered[0]["text"].endswith("after 3 failed run(s): 2 created, 0 updated, 0 deleted")
-        assert h.events("notify.sent", notifier="ops", notify_event="sync-recovered", status=200)
+        # the receiver saw the body before the daemon read the answer and logged it
+        wait_until(lambda: h.events("notify.sent", notifier="ops", notify_event="sync-recovered", status=200),
+                   10, "the sent message's log line")
         wait_until(lambda: 'event="sync-recovered",notifier="ops",result="sent"} 1.0' in h.http("GET", "/metrics")[1]
                    .decode(), 5, "the sent message to be counted")
         metrics = h.http("GET", "/metrics")[1].decode()
