@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
+from typing import Any
 
 from reconciler.errors import DeadlineExceeded
 
@@ -43,3 +44,14 @@ def check(what: str, wait: float = 0.0) -> None:
     if d is not None and time.monotonic() + wait > d[0]:
         raise DeadlineExceeded(f"{what}: gave up retrying, this sync run's deadline of {d[1]:g}s has passed "
                                "(the endpoint is slow or not answering; the next run tries again)")
+
+
+def pause(call: str, attempt: int, seconds: float, sleep: Callable[[float], None], *,
+          event: str = "destination.retry", **where: Any) -> None:
+    """Before attempt ``attempt`` of ``call``: give up if waiting would pass the run's
+    deadline; otherwise say that we wait (one log line a retry) and wait."""
+    check(f"{call} (attempt {attempt})", seconds)
+    from reconciler.logging import get_logger
+
+    get_logger(**where).warning(event, call=call, attempt=attempt, wait=round(seconds, 2))
+    sleep(seconds)

@@ -12,8 +12,9 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 REDACTED: Final = "<redacted>"
 
@@ -261,3 +262,23 @@ class ChangeResult:
     properties: Mapping[str, str] = field(default_factory=frozen_map)
     #: the destination asked us to wait this long before trying again (throttling)
     retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """A Connection with its credential references resolved (secret fields as SecretValue):
+    what a source or a destination session is opened with (engine/connect.py builds it)."""
+
+    name: str
+    app: str
+    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    method: str | None = None
+    credentials: Mapping[str, str | SecretValue] = field(default_factory=lambda: MappingProxyType({}))
+    #: the local file a file-backed connection reads (a file source's secrets file)
+    path: Path | None = None
+
+    def secret(self, name: str) -> str | None:
+        v = self.credentials.get(name)
+        if v is None:
+            return None
+        return v.reveal() if isinstance(v, SecretValue) else v

@@ -13,6 +13,7 @@ def os_reason(e: OSError) -> str:
         errno.ENOTDIR: "a parent of it is not a directory", errno.EISDIR: "is a directory",
         errno.ELOOP: "too many levels of symbolic links", errno.EROFS: "read-only file system",
         errno.ENOSPC: "no space left on the device", errno.EEXIST: "already exists",
-        errno.ENAMETOOLONG: "the name is too long",
+        errno.ENAMETOOLONG: "the name is too long", errno.ECONNREFUSED: "connection refused",
+        errno.ECONNRESET: "connection reset", errno.ETIMEDOUT: "timed out",
     }
     return words.get(e.errno or 0) or (e.strerror or type(e).__name__).lower()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -21,6 +22,16 @@ os.environ.update(
     NO_COLOR="1",
 )
 netguard.install()
+
+
+@pytest.fixture(autouse=True)
+def _logs_to_real_stderr() -> Iterator[None]:
+    """Every test starts with logging on the real stderr: a test that pointed it at a stream
+    it then closed (capsys, a StringIO) must not make a later test's log line fail."""
+    from reconciler.logging import configure
+
+    configure("console", "warning", stream=sys.__stderr__)
+    yield
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import yaml
 
 from reconciler import calls
 from tests.support.cli import Workspace
-from tests.support.daemon import DaemonHarness, wait_until
+from tests.support.daemon import DaemonHarness, harnesses, wait_until
 
 AWS = "aws-secrets-manager"
 
@@ -25,16 +25,8 @@ def ws(tmp_path: Path, aws_endpoint: str) -> Workspace:
 
 @pytest.fixture
 def daemon(ws: Workspace) -> Iterator[Callable[..., DaemonHarness]]:
-    started: list[DaemonHarness] = []
-
-    def make(**kw: Any) -> DaemonHarness:
-        h = DaemonHarness(ws, **kw)
-        started.append(h)
-        return h.start()
-
-    yield make
-    for h in started:
-        assert h.stop() == 0
+    with harnesses(ws) as make:
+        yield make
 
 
 def _teams(ws: Workspace, n: int, value: str = "v") -> list[str]:

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.canary import CANARIES
 from tests.support.cli import Workspace
-from tests.support.daemon import DaemonHarness, wait_until
+from tests.support.daemon import DaemonHarness, harnesses, wait_until
 
 C1, C2, C3 = CANARIES
 
@@ -29,18 +29,8 @@ def ws(tmp_path: Path, aws_endpoint: str) -> Workspace:
 
 @pytest.fixture
 def daemon(ws: Workspace) -> Iterator[Callable[..., DaemonHarness]]:
-    started: list[DaemonHarness] = []
-
-    def make(**kw: Any) -> DaemonHarness:
-        h = DaemonHarness(ws, **kw)
-        started.append(h)
-        return h.start()
-
-    yield make
-    for h in started:
-        assert h.stop() == 0
-        assert h.leaks() == [], "a secret value reached a log line or the state directory"
-        assert ws.leaks() == []
+    with harnesses(ws) as make:
+        yield make
 
 
 def value(sm: Any, name: str) -> str | None:

@@ -17,7 +17,7 @@ from reconciler.notify.send import Dispatcher
 from reconciler.specs.loader import load
 from tests.support.canary import CANARIES, find_leaks
 from tests.support.cli import Workspace
-from tests.support.daemon import DaemonHarness, wait_until
+from tests.support.daemon import DaemonHarness, harnesses, wait_until
 from tests.support.webhook import WebhookReceiver
 
 C1, C2, C3 = CANARIES
@@ -40,17 +40,15 @@ def hook(ws: Workspace) -> Iterator[WebhookReceiver]:
 
 @pytest.fixture
 def daemon(ws: Workspace) -> Iterator[Callable[..., DaemonHarness]]:
-    started: list[DaemonHarness] = []
+    made: list[DaemonHarness] = []
 
     def make(**kw: Any) -> DaemonHarness:
-        h = DaemonHarness(ws, **kw)
-        started.append(h)
-        return h.start()
+        made.append(start(**kw))
+        return made[-1]
 
-    yield make
-    for h in started:
-        assert h.stop() == 0
-        assert h.leaks() == [] and ws.leaks() == []
+    with harnesses(ws) as start:
+        yield make
+    for h in made:
         assert HOOK_PATH not in h.logs.text(), "the webhook URL (a credential) reached a log line"
 
 
@@ -99,7 +97,9 @@ def test_a_failing_sync_sends_one_message_then_one_when_it_recovers(
         rec = recovered[0]["reconciler"]
         assert rec["failedRuns"] == 3 and rec["counts"]["created"] == 2
         assert recovered[0]["text"].endswith("after 3 failed run(s): 2 created, 0 updated, 0 deleted")
-        assert h.events("notify.sent", notifier="ops", notify_event="sync-recovered", status=200)
+        # the receiver saw the body before the daemon read the answer and logged it
+        wait_until(lambda: h.events("notify.sent", notifier="ops", notify_event="sync-recovered", status=200),
+                   10, "the sent message's log line")
         wait_until(lambda: 'event="sync-recovered",notifier="ops",result="sent"} 1.0' in h.http("GET", "/metrics")[1]
                    .decode(), 5, "the sent message to be counted")
         metrics = h.http("GET", "/metrics")[1].decode()

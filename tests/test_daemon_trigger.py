@@ -18,7 +18,7 @@ from reconciler.daemon.server import Request
 from reconciler.engine.outcome import Outcome
 from tests.support.canary import CANARIES
 from tests.support.cli import Workspace
-from tests.support.daemon import DaemonHarness, wait_until
+from tests.support.daemon import DaemonHarness, harnesses, wait_until
 
 C1, C2, _ = CANARIES
 
@@ -30,17 +30,8 @@ def ws(tmp_path: Path, aws_endpoint: str) -> Workspace:
 
 @pytest.fixture
 def daemon(ws: Workspace) -> Iterator[Callable[..., DaemonHarness]]:
-    started: list[DaemonHarness] = []
-
-    def make(**kw: Any) -> DaemonHarness:
-        h = DaemonHarness(ws, **kw)
-        started.append(h)
-        return h.start()
-
-    yield make
-    for h in started:
-        assert h.stop() == 0
-        assert h.leaks() == [] and ws.leaks() == [], "a secret value reached output, logs or state"
+    with harnesses(ws) as make:
+        yield make
 
 
 def trigger(h: DaemonHarness, *args: str) -> Any:

@@ -60,7 +60,10 @@ def _call(method: str, url: str, timeout: float) -> tuple[int, dict[str, Any]]:
     except urllib.error.HTTPError as e:
         status, body = e.code, e.read()
     except (urllib.error.URLError, OSError) as e:  # refused, reset, timed out
-        raise Unreachable(str(getattr(e, "reason", e))) from None
+        from reconciler.oserror import os_reason
+
+        reason = getattr(e, "reason", e)
+        raise Unreachable(os_reason(reason) if isinstance(reason, OSError) else str(reason)) from None
     try:
         data = json.loads(body)
     except ValueError:

@@ -11,14 +11,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
 
 from reconciler.destinations.naming import Scope
 from reconciler.errors import ReconcilerError
-from reconciler.model import Change, ChangeResult, ObservedEntry, SecretValue
+from reconciler.model import Change, ChangeResult, ConnectionInfo, ObservedEntry, SecretValue
 
 __all__ = ["ConnectionInfo", "Scope", "Session", "apply_by_key", "stopped", "stopping"]
 
@@ -42,23 +40,6 @@ def stopped() -> bool:
     destination checks this once, before its single write)."""
     event = _STOP.get()
     return event is not None and event.is_set()
-
-
-@dataclass(frozen=True)
-class ConnectionInfo:
-    """A Connection with its credential references resolved (secret fields as SecretValue)."""
-
-    name: str
-    app: str
-    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    method: str | None = None
-    credentials: Mapping[str, str | SecretValue] = field(default_factory=lambda: MappingProxyType({}))
-
-    def secret(self, name: str) -> str | None:
-        v = self.credentials.get(name)
-        if v is None:
-            return None
-        return v.reveal() if isinstance(v, SecretValue) else v
 
 
 class Session(Protocol):

@@ -8,13 +8,14 @@ from reconciler.errors import ConfigError, CredentialError
 from reconciler.model import SecretValue
 from reconciler.sources import catalog as source_catalog
 from reconciler.sources.base import Source
-from reconciler.sources.catalog import SourceCatalog, SourceConnection
+from reconciler.sources.catalog import SourceCatalog
 from reconciler.sources.errors import SourceError
 from reconciler.specs.credentials import resolve
 from reconciler.specs.model import Connection, CredentialRef
 
 
 def connection_info(conn: Connection) -> ConnectionInfo:
+    """``conn`` with its credential references resolved (here, and only here)."""
     creds: dict[str, str | SecretValue] = {}
     for field, raw in conn.credentials.items():
         if isinstance(raw, CredentialRef):
@@ -25,14 +26,7 @@ def connection_info(conn: Connection) -> ConnectionInfo:
         else:
             creds[field] = raw
     return ConnectionInfo(name=conn.name, app=conn.app, settings=conn.settings, method=conn.method,
-                          credentials=creds)
-
-
-def source_connection(conn: Connection) -> SourceConnection:
-    """``conn`` with its credentials resolved, as a source opens it."""
-    info = connection_info(conn)
-    return SourceConnection(name=conn.name, app=conn.app, settings=conn.settings, method=conn.method,
-                            credentials=info.credentials, path=conn.path)
+                          credentials=creds, path=conn.path)
 
 
 def open_source(conn: Connection, sources: SourceCatalog | None = None) -> Source:
@@ -40,7 +34,7 @@ def open_source(conn: Connection, sources: SourceCatalog | None = None) -> Sourc
     descriptor = (sources or source_catalog.default()).get(conn.app)
     if descriptor is None:
         raise SourceError(f"connection {conn.name}: app {conn.app!r} is not a source")
-    return descriptor.connect(source_connection(conn))
+    return descriptor.connect(connection_info(conn))
 
 
 def webhook_secret(conn: Connection, sources: SourceCatalog | None = None) -> SecretValue | None:

@@ -21,6 +21,7 @@ from reconciler.planning.render import (
     _plural,
     _safe,
     _summary,
+    outcome_line,
     property_lines,
 )
 
@@ -80,17 +81,8 @@ def _section(p: Plan) -> list[str]:
         lines += ["**Drift** (not corrected, `drift: report`):", "", *_table(p.drift, p.destination), ""]
     if p.issues:
         lines += [*(_issue(i) for i in p.issues), ""]
-    if p.changes:
-        lines.append(f"**Plan: {_summary(_counts(p.changes))}.**")
-    elif not p.drift and not p.errors:
-        lines.append(f"No changes. {_code(p.sync)} is up to date.")
-    else:
-        problems = []
-        if p.drift:
-            problems.append(_plural(len({c.key for c in p.drift}), "drifted key") + " not corrected")
-        if p.errors:
-            problems.append(_plural(len(p.errors), "error"))
-        lines.append(f"No changes. {_code(p.sync)} is not up to date: {', '.join(problems)}.")
+    line = outcome_line(p, _code(p.sync))
+    lines.append(f"**{line}**" if p.changes else line)
     return lines
 
 

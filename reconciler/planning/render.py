@@ -143,18 +143,23 @@ def _render_plan(p: Plan, style: _Style, properties: bool) -> list[str]:
         lines.append("  Drift (not corrected, drift: report):")
         lines += _changes(p.drift, style, "    ", by_name)
     lines += [_issue_line(i, style) for i in p.issues]
-    if p.changes:
-        lines.append(f"Plan: {_summary(_counts(p.changes))}.")
-    elif not p.drift and not p.errors:
-        lines.append(f"No changes. {_safe(p.sync)} is up to date.")
-    else:
-        problems = []
-        if p.drift:
-            problems.append(_plural(len({c.key for c in p.drift}), "drifted key") + " not corrected")
-        if p.errors:
-            problems.append(_plural(len(p.errors), "error"))
-        lines.append(f"No changes. {_safe(p.sync)} is not up to date: {', '.join(problems)}.")
+    lines.append(outcome_line(p, _safe(p.sync)))
     return lines
+
+
+def outcome_line(p: Plan, name: str) -> str:
+    """The plan's last line, Terraform-like: what it will do, or why nothing is up to date
+    (``name`` is the sync's name as the format quotes it)."""
+    if p.changes:
+        return f"Plan: {_summary(_counts(p.changes))}."
+    if not p.drift and not p.errors:
+        return f"No changes. {name} is up to date."
+    problems = []
+    if p.drift:
+        problems.append(_plural(len({c.key for c in p.drift}), "drifted key") + " not corrected")
+    if p.errors:
+        problems.append(_plural(len(p.errors), "error"))
+    return f"No changes. {name} is not up to date: {', '.join(problems)}."
 
 
 def _render_error(e: PlanError, style: _Style) -> list[str]:

@@ -13,15 +13,13 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from types import MappingProxyType
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from reconciler.errors import WebhookError
-from reconciler.model import Folder, SecretValue
+from reconciler.model import ConnectionInfo, Folder, SecretValue
 
-__all__ = ["Polling", "SourceCatalog", "SourceConnection", "SourceDescriptor", "WebhookError", "Webhooks",
+__all__ = ["Polling", "SourceCatalog", "SourceDescriptor", "WebhookError", "Webhooks",
            "default", "reads"]
 
 if TYPE_CHECKING:
@@ -29,19 +27,6 @@ if TYPE_CHECKING:
 
 #: the source descriptor modules (below reconciler.sources), in the order people see them
 MODULES: Final = ("kms_descriptor", "file_descriptor")
-
-
-@dataclass(frozen=True)
-class SourceConnection:
-    """A source Connection with its credential references resolved (engine/connect.py)."""
-
-    name: str
-    app: str
-    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    method: str | None = None
-    credentials: Mapping[str, str | SecretValue] = field(default_factory=lambda: MappingProxyType({}))
-    #: the local file a file-backed source reads (see ``SourceDescriptor.local_file``)
-    path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -58,7 +43,7 @@ class Polling:
         return float(raw) if ok else self.default_seconds
 
 
-Opener = Callable[[SourceConnection], "Source"]
+Opener = Callable[[ConnectionInfo], "Source"]
 #: checks a webhook request (body, headers, shared secret) and returns the folder it names;
 #: raises WebhookError when it is not validly and freshly signed
 Verify = Callable[[bytes, Mapping[str, str], SecretValue], Folder]
@@ -79,7 +64,7 @@ class Webhooks:
 class SourceDescriptor:
     """One kind of source, declared once.
 
-    ``open`` is a callable taking a :class:`SourceConnection`, or ``"module:callable"`` naming
+    ``open`` is a callable taking a :class:`ConnectionInfo`, or ``"module:callable"`` naming
     one (imported only when a source is opened). ``local_file`` names
     the setting that holds a local secrets file: the loader resolves it against the spec file
     (it is data, not a spec), and the daemon watches it. ``polling`` and ``webhooks`` are the
@@ -100,7 +85,7 @@ class SourceDescriptor:
     polling: Polling | None = None
     webhooks: Webhooks | None = None
 
-    def connect(self, connection: SourceConnection) -> Source:
+    def connect(self, connection: ConnectionInfo) -> Source:
         """Import the source module (and with it its client) and open the source."""
         factory = self.open
         if isinstance(factory, str):

@@ -22,9 +22,8 @@ from yaml.composer import ComposerError
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from reconciler.model import SecretValue, SourceSecret, frozen_map
+from reconciler.model import ConnectionInfo, SecretValue, SourceSecret, frozen_map
 from reconciler.sources.base import Folder, content_token
-from reconciler.sources.catalog import SourceConnection
 from reconciler.sources.errors import SourceError
 from reconciler.sources.fileedit import Entries, TextEdit, key_text, quote
 from reconciler.yamlsafe import SECRETS_MAX_BYTES, GuardedLoader, InputError, describe, os_reason, read_regular
@@ -379,7 +378,7 @@ def _indent_step(root: Node | None) -> int:
     return 2
 
 
-def open_connection(conn: SourceConnection) -> FileSource:
+def open_connection(conn: ConnectionInfo) -> FileSource:
     """The catalog's opener: the file the loader resolved from the Connection's ``path``."""
     if conn.path is None:
         raise SourceError(f"connection {conn.name}: no path")

@@ -13,9 +13,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler.errors import ConfigError
-from reconciler.model import SecretValue, SourceSecret, frozen_map
+from reconciler.model import ConnectionInfo, SecretValue, SourceSecret, frozen_map
 from reconciler.sources.base import Folder, content_token
-from reconciler.sources.catalog import SourceConnection
 from reconciler.sources.errors import SourceError
 from reconciler.sources.kms_client import DEFAULT_SITE_URL, TOKENS, KmsClient, KmsError
 
@@ -238,7 +237,7 @@ def open_kms(
     return KmsSource(client, name=name, writable=bool(settings.get("writable", True)))
 
 
-def open_connection(conn: SourceConnection) -> KmsSource:
+def open_connection(conn: ConnectionInfo) -> KmsSource:
     """The catalog's opener: a universal-auth identity (client id and secret) on one site."""
     client_id, client_secret = conn.credentials.get("clientId"), conn.credentials.get("clientSecret")
     if conn.method != "universal-auth" or not isinstance(client_secret, SecretValue) or client_id is None:

@@ -9,7 +9,6 @@ is never put in an error: an API error can echo a secret value (upstream's Axios
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import hmac
 import os
@@ -23,8 +22,7 @@ from typing import Any, Final
 
 import httpx
 
-from reconciler import calls, deadline
-from reconciler.logging import get_logger
+from reconciler import calls, deadline, retryafter
 from reconciler.model import SecretValue
 from reconciler.sources.errors import SourceError
 
@@ -117,20 +115,7 @@ class RetryPolicy:
 
 
 def _retry_after(response: httpx.Response, now: Callable[[], float] = time.time) -> float | None:
-    raw = response.headers.get("retry-after")
-    if raw is None:
-        return None
-    raw = raw.strip()
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now())
-
+    return retryafter.seconds(response.headers, now)
 
 def _describe(status: int) -> str:
     return {
@@ -295,9 +280,7 @@ class KmsClient:
     def _wait(self, seconds: float, call: str, attempt: int) -> None:
         """Wait before the next attempt, saying so; give up instead when the sync run's
         deadline would pass (reconciler/deadline.py)."""
-        deadline.check(f"KMS {call} (attempt {attempt + 1})", seconds)
-        get_logger(component="kms").warning("source.retry", call=call, attempt=attempt + 1, wait=round(seconds, 2))
-        self._sleep(seconds)
+        deadline.pause(f"KMS {call}", attempt + 1, seconds, self._sleep, event="source.retry", component="kms")
 
     def _backoff(self, attempt: int) -> float:
         base = min(self._retry.max_backoff, self._retry.backoff * 2 ** (attempt - 1))

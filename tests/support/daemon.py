@@ -7,13 +7,14 @@ is kept (JSON, debug level) so a test can assert on events and scan them for can
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -150,3 +151,20 @@ class DaemonHarness:
         if self.ws.state.exists():
             found += scan_tree(self.ws.state)
         return found
+
+
+@contextlib.contextmanager
+def harnesses(ws: Workspace) -> Iterator[Callable[..., DaemonHarness]]:
+    """A factory of started daemons on ``ws``. Afterwards each must stop gracefully (exit 0)
+    and no secret value may have reached its logs, the CLI's output or the state directory."""
+    started: list[DaemonHarness] = []
+
+    def make(**kw: Any) -> DaemonHarness:
+        h = DaemonHarness(ws, **kw)
+        started.append(h)
+        return h.start()
+
+    yield make
+    for h in started:
+        assert h.stop() == 0
+        assert h.leaks() == [] and ws.leaks() == [], "a secret value reached output, logs or state"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import email.utils
 import hashlib
 import random
 import re
@@ -29,7 +28,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from reconciler import calls
+from reconciler import calls, deadline, retryafter
 from reconciler.destinations import errors
 from reconciler.model import SecretValue
 
@@ -65,18 +64,7 @@ def organization_url(settings: Mapping[str, Any]) -> str:
 
 def retry_after(headers: Mapping[str, str], now: Callable[[], float] = time.time) -> float | None:
     """Seconds from ``Retry-After`` (seconds or an HTTP date)."""
-    raw = {k.lower(): v for k, v in headers.items()}.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw.strip()))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(raw).timestamp() - now())
-    except (TypeError, ValueError):
-        return None
-
+    return retryafter.seconds(headers, now)
 
 def type_key(body: Any) -> str | None:
     """The WrappedException's ``typeKey`` (what clients match on), if the body is one."""
@@ -230,7 +218,7 @@ class DevOpsClient:
                 wait = min(BACKOFF_CAP, BACKOFF * 2 ** (attempt - 1)) * random.uniform(0.8, 1.0)
             elif wait > self.max_wait:
                 raise errors.Throttled(f"{op} failed: Azure DevOps asks to wait {wait:g}s", retry_after=wait)
-            self._sleep(wait)
+            deadline.pause(op, attempt + 1, wait, self._sleep, destination=KIND)
             if maybe_landed and landed is not None:
                 done = landed()
                 if done is not None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-from reconciler import calls, deadline
+from reconciler import calls, deadline, retryafter
 from reconciler.destinations import errors
 from reconciler.destinations.azure_key_vault import rules as azure_rules
 from reconciler.destinations.contract import ConnectionInfo
@@ -161,18 +161,8 @@ def make_client(connection: ConnectionInfo, vault_url: str) -> SecretClient:
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from ``Retry-After`` (seconds) or ``retry-after-ms``/``x-ms-retry-after-ms``."""
-    lower = {k.lower(): v for k, v in headers.items()}
-    for name, scale in (("retry-after-ms", 1000.0), ("x-ms-retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        raw = lower.get(name)
-        if raw is None:
-            continue
-        try:
-            return max(0.0, float(raw) / scale)
-        except ValueError:
-            continue  # an HTTP date: rare for Key Vault; fall back to our backoff
-    return None
-
+    """Seconds from ``Retry-After`` or ``retry-after-ms``/``x-ms-retry-after-ms``."""
+    return retryafter.seconds(headers)
 
 def error_code(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """(code, innererror code) of a Key Vault error body."""
@@ -278,9 +268,7 @@ class VaultHttp:
                 wait = min(BACKOFF_CAP, BACKOFF * 2 ** (attempt - 1)) * random.uniform(0.8, 1.0)
             elif wait > self.max_wait:
                 raise errors.Throttled(f"{op} failed: vault asks to wait {wait:g}s", retry_after=wait, key=key)
-            deadline.check(f"{op} (attempt {attempt + 1})", wait)
-            get_logger(destination=KIND).warning("destination.retry", call=op, attempt=attempt + 1, wait=round(wait, 2))
-            sleep(wait)
+            deadline.pause(op, attempt + 1, wait, sleep, destination=KIND)
             if maybe_landed and landed is not None:
                 done = landed()
                 if done is not None:

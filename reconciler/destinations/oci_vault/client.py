@@ -26,7 +26,6 @@ from reconciler.destinations import errors
 from reconciler.destinations.contract import ConnectionInfo
 from reconciler.destinations.oci_vault import rules
 from reconciler.errors import ReconcilerError
-from reconciler.logging import get_logger
 
 KIND: Final = "oci-vault"
 ATTEMPTS: Final = 3
@@ -242,15 +241,13 @@ def call(op: str, key: str | None, fn: Callable[[], Any], *, write: bool = False
             raise err
         if wait is None:
             wait = min(BACKOFF_CAP, BACKOFF * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-        pause(f"{op} (attempt {attempt + 1})", wait, key)
+        pause(op, attempt + 1, wait, key)
     raise AssertionError("unreachable")
 
 
-def pause(what: str, wait: float, key: str | None = None) -> None:
+def pause(what: str, attempt: int, wait: float, key: str | None = None) -> None:
     """Wait before trying again: never past the run's deadline, and never silently."""
-    deadline.check(what, wait)
-    get_logger(destination=KIND).warning("destination.retry", call=what, key=key, wait=round(wait, 2))
-    sleep(wait)
+    deadline.pause(what, attempt, wait, sleep, destination=KIND, key=key)
 
 
 def not_oci(op: str, key: str | None = None) -> errors.Permanent:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from reconciler import retryafter
 from reconciler.destinations.catalog import Finding, NameRule, SyncView
 from reconciler.model import OWNER_TAG, OWNER_VALUE, SYNC_TAG, Lifecycle
 
@@ -63,23 +64,7 @@ def time_of_deletion(days: int, now: datetime | None = None) -> datetime:
 
 def retry_after(headers: Mapping[str, Any] | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not headers:
-        return None
-    raw = next((str(v) for k, v in headers.items() if str(k).lower() == "retry-after"), None)
-    if raw is None or not raw.strip():
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        from email.utils import parsedate_to_datetime  # here: the descriptor loads on every command
-
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
+    return retryafter.seconds(headers)
 
 # -- what the descriptor declares ----------------------------------------------------------
 

@@ -177,8 +177,8 @@ class OciVault:
             if waited >= SETTLE_WAIT:
                 raise errors.Transient(f"{state} in OCI Vault for over {SETTLE_WAIT:g}s; this sync retries until "
                                        "it settles", key=name, code=state)
-            client.pause(f"GetSecret until {state} settles", POLL, name)
             waited += POLL
+            client.pause(f"GetSecret until {state} settles", round(waited / POLL), POLL, name)
 
     def _entry(self, name: str) -> ObservedEntry:
         k = self._known[name]
@@ -370,8 +370,8 @@ class OciVault:
             if waited >= RESTORE_WAIT:
                 raise errors.Transient(f"still {secret.lifecycle_state} {RESTORE_WAIT:g}s after cancelling its "
                                        "deletion; the next run continues", key=key, code=secret.lifecycle_state)
-            client.pause("GetSecret until the cancelled deletion settles", POLL, key)
             waited += POLL
+            client.pause("GetSecret until the cancelled deletion settles", round(waited / POLL), POLL, key)
 
     def close(self) -> None:
         """The clients are shared across runs (client caches them), so they stay open."""

@@ -15,16 +15,14 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
 
-from reconciler import calls, deadline
+from reconciler import calls, deadline, retryafter
 from reconciler.destinations import errors
 from reconciler.destinations.windmill.rules import DEFAULT_URL
-from reconciler.logging import get_logger
 
 KIND: Final = "windmill"
 RETRYABLE: Final = frozenset({408, 429, 500, 502, 503, 504})
@@ -57,18 +55,7 @@ def api_base(instance_url: str | None) -> str:
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds from ``Retry-After``: a number, or an HTTP date."""
-    raw = {k.lower(): v for k, v in headers.items()}.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(raw).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
+    return retryafter.seconds(headers)
 
 def classify(text: str) -> str:
     """A safe description of a Windmill 400 (the body itself is never shown)."""
@@ -182,9 +169,7 @@ class WindmillHttp:
                 wait = min(BACKOFF_CAP, BACKOFF * 2 ** (attempt - 1)) * random.uniform(0.8, 1.0)
             elif wait > self.max_wait:
                 raise errors.Throttled(f"{op} failed: Windmill asks to wait {wait:g}s", retry_after=wait, key=key)
-            deadline.check(f"{op} (attempt {attempt + 1})", wait)
-            get_logger(destination=KIND).warning("destination.retry", call=op, attempt=attempt + 1, wait=round(wait, 2))
-            sleep(wait)
+            deadline.pause(op, attempt + 1, wait, sleep, destination=KIND)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
