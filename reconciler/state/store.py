@@ -16,6 +16,7 @@ import secrets
 import sqlite3
 import stat
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -69,6 +70,21 @@ _MOVE_ASIDE = "move it aside: state is a cache, and the next run rebuilds it at 
 _KEY_CHECK = "fingerprint-key-check"
 
 
+
+
+def _journal_wal(conn: sqlite3.Connection, wait: float = 10.0) -> None:
+    """Switching a new database to WAL needs it alone for a moment, and SQLite answers
+    "locked" at once, without its busy wait, when another process opens it at that moment
+    (two runs starting on a new state directory): try again for a while."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _key_check(key: bytes) -> str:
@@ -180,7 +196,7 @@ class StateStore:
                 fd = os.open(db, os.O_WRONLY | os.O_CREAT, 0o600)
                 os.close(fd)
             conn = sqlite3.connect(db, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _journal_wal(conn)
             # a commit per landed write (so an interrupted apply never loses one) without an
             # fsync per commit: WAL commits are durable across a crash of the process, and state is
             # a cache — a power cut that loses the last writes costs reads, never correctness
