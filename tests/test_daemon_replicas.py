@@ -120,6 +120,23 @@ def test_a_trigger_that_reaches_another_replica_runs_there_under_the_lock(fleet:
     assert sm_client.get_secret_value(SecretId=f"{sync}/A")["SecretString"] == f"{sync}-1"
 
 
+def test_a_webhook_that_reaches_another_replica_is_handed_to_the_owner(fleet: list[DaemonHarness],
+                                                                       sm_client: Any) -> None:
+    """A webhook lands on whichever replica the load balancer picks: a replica that does not
+    own the sync hands it to the owner (NOTIFY), which runs it; the receiver does not."""
+    names = ["r1", "r2", "r3"]
+    wait_until(lambda: all(_members(h) == names for h in fleet), 3 * LEASE, "every replica to see all three")
+    for h in fleet:
+        h.wait_idle()
+    sync = next(s for s in SYNCS if members.owner(s, names) == "r1")
+    before = [_runs(h).get(sync, 0) for h in fleet]
+    fleet[2].on_loop(lambda: fleet[2].daemon.trigger(sync, "webhook"))
+    wait_until(lambda: _runs(fleet[0]).get(sync, 0) > before[0], 10, "the owner to run it")
+    for h in fleet:
+        h.wait_idle()
+    assert [_runs(h).get(sync, 0) for h in fleet][1:] == before[1:], "only the owner ran it"
+
+
 def test_a_stopped_replicas_syncs_are_taken_over(fleet: list[DaemonHarness]) -> None:
     names = ["r1", "r2", "r3"]
     wait_until(lambda: all(_members(h) == names for h in fleet),

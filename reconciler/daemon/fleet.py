@@ -1,5 +1,6 @@
 """The daemon's state (:class:`StateService`) and, with PostgreSQL, this replica's place
-among the replicas sharing it (:class:`Fleet`; no leader).
+among the replicas sharing it (:class:`Fleet`; no leader). A webhook that reaches a replica
+that does not own the sync is handed to the owner (``NOTIFY``, :mod:`reconciler.state.pg.notify`).
 
 Every replica loads every spec and keeps every timer; only a sync's owner (rendezvous
 hashing over the live members, :mod:`reconciler.state.pg.members`) runs it, and the per-sync
@@ -12,6 +13,7 @@ the database owns nothing (``/readyz`` says why) until it can again.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -25,13 +27,15 @@ from reconciler.daemon.supervisor import Supervisor
 from reconciler.errors import StateError
 from reconciler.logging import get_logger
 from reconciler.state.location import Opener
-from reconciler.state.pg import members
+from reconciler.state.pg import members, notify
 from reconciler.state.pg.database import replica_name
 
 Trigger = Callable[[str, str], bool]
-#: runs asked for by name or announced to this replica run where they land (the sync's lock
-#: still keeps them from running twice at once); any other only on the sync's owner
-RUN_WHERE_ASKED = ("trigger", "webhook")
+#: runs asked for by name (someone waits for the result here) and runs handed over by another
+#: replica run where they land (the sync's lock still keeps them from running twice at once)
+RUN_WHERE_ASKED = ("trigger", "forwarded")
+#: runs announced to this replica that belong to another: handed to the owner (NOTIFY)
+HAND_OVER = ("webhook",)
 
 
 class Fleet:
@@ -48,6 +52,8 @@ class Fleet:
         #: why the last heartbeat failed (None: it did not)
         self.problem: str | None = None
         self.takeovers = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._listener: notify.Listener | None = None
         self.log = get_logger(component="fleet", replica=replica)
         r = registry or CollectorRegistry()
         self._held = Gauge("reconciler_replica_held_syncs", "Syncs this replica holds (runs).", ["replica"],
@@ -78,8 +84,30 @@ class Fleet:
     def may_run(self, name: str, reason: str, asked: bool) -> bool:
         if asked or reason in RUN_WHERE_ASKED or self.owns(name):
             return True
-        self.log.debug("reconcile.elsewhere", sync=name, trigger=reason, owner=self.owner(name))
+        owner = self.owner(name) if self.usable() else None
+        self.log.debug("reconcile.elsewhere", sync=name, trigger=reason, owner=owner)
+        if reason in HAND_OVER and owner is not None:
+            threading.Thread(target=self._hand_over, args=(name, reason, owner), name="hand-over", daemon=True).start()
         return False
+
+    def _hand_over(self, name: str, reason: str, owner: str) -> None:
+        """NOTIFY the owner; if the database cannot take it, run the sync here after all."""
+        try:
+            notify.send(self._database(), owner, name, reason, self.replica)
+        except StateError as e:
+            self.log.warning("fleet.hand_over_failed", sync=name, owner=owner, error=str(e))
+            self._run_here(name)
+
+    def _run_here(self, name: str) -> None:
+        """From any thread: run ``name`` on this replica (a run handed over)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._trigger, name, "forwarded")
+
+    def listen(self) -> None:
+        """Take the runs other replicas hand over to this one (on the daemon's loop)."""
+        self._loop = asyncio.get_running_loop()
+        self._listener = notify.Listener(self._database(), self.replica, lambda sync, _reason: self._run_here(sync))
+        self._listener.start()
 
     def held(self) -> list[str]:
         return [n for n in self._names() if self.owns(n)]
@@ -121,6 +149,9 @@ class Fleet:
             await self.beat()
 
     async def leave(self) -> None:
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            await in_thread(listener.stop, "listener-stop")
         db = self._database
         try:
             await in_thread(lambda: members.leave(db(), self.replica), "leave")
@@ -146,6 +177,7 @@ class StateService:
         await in_thread(lambda: init_state(self.opener), "state-init")
         if self.fleet is not None:
             await self.fleet.beat()
+            self.fleet.listen()
             supervisor.start("replica heartbeat", self.fleet.run)
 
     def may_run(self, name: str, reason: str, asked: bool) -> bool:

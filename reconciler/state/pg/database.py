@@ -15,7 +15,7 @@ import hashlib
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,7 @@ class Database:
     def __init__(self, url: StateUrl, key_file: Path | None, *, readonly: bool = False, pool_size: int = 4,
                  name: str | None = None) -> None:
         psycopg, psycopg_pool = _psycopg()
-        self._errors = psycopg.Error
+        self._errors = self.errors = psycopg.Error
         self._pool_timeout = psycopg_pool.PoolTimeout
         self.where = url.where
         self.readonly = readonly
@@ -113,6 +113,7 @@ class Database:
         finally:
             conn.close()
         self.fingerprinter = Fingerprinter(key)
+        self._connect: Callable[[], Any] = lambda: psycopg.connect(url.conninfo, **kwargs)
         self.pool = psycopg_pool.ConnectionPool(url.conninfo, kwargs=kwargs, min_size=1, max_size=max(pool_size, 2),
                                                 timeout=POOL_TIMEOUT, open=True, name="reconciler-state")
 
@@ -144,6 +145,11 @@ class Database:
     def connection(self) -> Iterator[Any]:
         with self.guard(), self.pool.connection() as conn:
             yield conn
+
+    def connect(self) -> Any:
+        """A connection of its own, outside the pool (a listener keeps it for good)."""
+        with self.guard():
+            return self._connect()
 
     def ping(self) -> str | None:
         """None when the database answers; why not otherwise (for ``/readyz``)."""
