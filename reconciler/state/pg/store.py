@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Mapping
-from dataclasses import replace
 from types import MappingProxyType
 
 from reconciler.errors import StateError
@@ -95,13 +94,16 @@ class PostgresStore:
         if unknown:
             raise StateError(f"unknown status fields: {sorted(unknown)}")
         self._writable()
-        new = replace(self.status(sync), **changes)  # type: ignore[arg-type]
-        marks = ", ".join("%s" for _ in STATUS_COLUMNS)
-        sets = ", ".join(f"{c} = excluded.{c}" for c in STATUS_COLUMNS[1:])
+        # one statement, not a read and a write: only the fields given change on a known sync
+        given = [c for c in STATUS_COLUMNS[1:] if c in changes]
+        cols = ", ".join(["sync", *given])
+        marks = ", ".join("%s" for _ in range(len(given) + 1))
+        sets = ", ".join(f"{c} = excluded.{c}" for c in given) or "sync = excluded.sync"
         with self.db.connection() as conn:
-            conn.execute(f"INSERT INTO reconciler_status ({_COLS}) VALUES ({marks}) "  # noqa: S608
-                         f"ON CONFLICT (sync) DO UPDATE SET {sets}", tuple(getattr(new, c) for c in STATUS_COLUMNS))
-        return new
+            row = conn.execute(f"INSERT INTO reconciler_status ({cols}) VALUES ({marks}) "  # noqa: S608
+                               f"ON CONFLICT (sync) DO UPDATE SET {sets} RETURNING {_COLS}",
+                               (sync, *(changes[c] for c in given))).fetchone()
+        return SyncStatus(*row)
 
     def forget(self, sync: str) -> None:
         self._writable()
