@@ -2,6 +2,10 @@
 #   docker run -v "$PWD/specs:/specs:ro" -v reconciler-state:/state -p 127.0.0.1:9464:9464 reconciler
 # Credentials come as env vars or files mounted under /run/secrets ({env: …}/{file: …} refs),
 # or as $CREDENTIALS_DIRECTORY/<name> for {credential: …} refs.
+# Replicas sharing a PostgreSQL state (docs/high-availability.md): pass the URL and the key
+# file by environment, the password and key as mounted files, e.g.
+#   -e RECONCILER_STATE_URL='postgresql://reconciler@db/reconciler?password_file=/run/secrets/state-db-password'
+#   -e RECONCILER_STATE_KEY_FILE=/run/secrets/state-key -e RECONCILER_REPLICA_NAME="$(hostname)"
 # EXTRAS picks the SDKs baked in: "all" (default), or e.g. "aws" for a much smaller image.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm

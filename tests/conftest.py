@@ -82,4 +82,5 @@ from tests.fixtures_azure import *  # noqa: E402, F403 - Azure Key Vault emulato
 from tests.fixtures_azure_devops import *  # noqa: E402, F403 - Azure DevOps emulator fixtures
 from tests.fixtures_kms import *  # noqa: E402, F403 - Hanzo KMS emulator fixtures
 from tests.fixtures_oci_vault import *  # noqa: E402, F403 - OCI Vault emulator fixtures
+from tests.fixtures_postgres import *  # noqa: E402, F403 - a throwaway PostgreSQL cluster
 from tests.fixtures_windmill import *  # noqa: E402, F403 - Windmill emulator fixtures

@@ -15,13 +15,13 @@ from reconciler.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     default_dir,
-    default_state_dir,
     interruptible,
     load_specs,
     one_sync,
     open_state,
     report,
     select,
+    state_location,
     target_of,
     use_color,
 )
@@ -50,7 +50,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
     if args.out is not None:  # fingerprints must be under the key `apply --plan` will use
-        _ = open_state(args, readonly=False).fingerprinter
+        writable = open_state(args, readonly=False)
+        _ = writable.fingerprinter
+        writable.close()
     state = open_state(args, readonly=True)
     rec = Reconciler(specs, state)
     rendered: list[Any] = []
@@ -163,14 +165,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.sync:
         print("error: --sync needs the spec directory: reconciler status DIR --sync NAME", file=sys.stderr)
         return EXIT_ERROR
-    state = open_state(args, readonly=True)
+    location = state_location(args)
+    state = location.open(readonly=True)
     rows = [s.as_dict() for s in state.all_status()]
+    held = state.holders([r["sync"] for r in rows])  # replicas sharing a PostgreSQL state
     state.close()
-    live = (read_live(state.directory) or {}).get("syncs", {})
+    live = (read_live(location.directory) or {}).get("syncs", {})
     for r in rows:
         r.pop("target", None)
         planned = live.get(r["sync"]) or {}
         r["nextAttemptAt"] = planned.get("nextAttemptAt")  # only while a daemon runs
+        if held:
+            r["heldBy"] = held.get(r["sync"])
     if args.json:
         print(json.dumps({"format_version": "1", "syncs": rows}, indent=2))
         return EXIT_OK
@@ -182,6 +188,8 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"{'  last synced ' + r['lastSyncedAt'] if r['lastSyncedAt'] else ''}")
         if r["lastSyncMessage"]:
             print(f"  message: {r['lastSyncMessage']}")
+        if r.get("heldBy"):
+            print(f"  held by replica {r['heldBy']}")
         if r["nextAttemptAt"]:
             print(f"  next attempt: {r['nextAttemptAt']} (the daemon retries with backoff)")
         for job in ("Import", "Remove"):
@@ -197,5 +205,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from reconciler.daemon.main import run
 
-    return run(Path(args.dir or default_dir()), args.state_dir or default_state_dir(), listen=args.listen,
-               workers=args.workers, per_connection=args.per_connection, shutdown_timeout=args.shutdown_timeout)
+    return run(Path(args.dir or default_dir()), state_location(args), listen=args.listen,
+               workers=args.workers, per_connection=args.per_connection, shutdown_timeout=args.shutdown_timeout,
+               replica=args.replica_name, lease_seconds=args.lease_seconds)

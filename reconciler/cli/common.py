@@ -87,10 +87,19 @@ def select(specs: Any, names: Sequence[str]) -> tuple[list[Any], list[str]]:
     return chosen, errors
 
 
-def open_state(args: argparse.Namespace, *, readonly: bool) -> Any:
-    from reconciler.state.store import StateStore
+def state_location(args: argparse.Namespace) -> Any:
+    """The state the flags and environment point at (checked: no literal password in a URL)."""
+    from reconciler.state.location import StateLocation
 
-    return StateStore(args.state_dir or default_state_dir(), readonly=readonly)
+    url = getattr(args, "state_url", None) or os.environ.get("RECONCILER_STATE_URL") or None
+    key = getattr(args, "state_key_file", None) or os.environ.get("RECONCILER_STATE_KEY_FILE") or None
+    loc = StateLocation(args.state_dir or default_state_dir(), url, Path(key) if key else None)
+    loc.check()
+    return loc
+
+
+def open_state(args: argparse.Namespace, *, readonly: bool) -> Any:
+    return state_location(args).open(readonly=readonly)
 
 
 def target_of(specs: Any, sync: Any) -> str:

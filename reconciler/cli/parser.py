@@ -25,6 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--state-dir", type=Path, default=None,
                         help="state directory (default: $RECONCILER_STATE_DIR, $STATE_DIRECTORY, "
                              "or $XDG_STATE_HOME/reconciler)")
+    common.add_argument("--state-url", default=None, metavar="URL",
+                        help="keep the state in PostgreSQL (postgresql://USER@HOST/DB; replicas share it) "
+                             "instead of the state directory (default: $RECONCILER_STATE_URL); a password "
+                             "only by reference: ?password_file=PATH, ?password_credential=NAME, PGPASSFILE")
+    common.add_argument("--state-key-file", type=Path, default=None, metavar="PATH",
+                        help="the fingerprint key shared by replicas, with --state-url "
+                             "(default: $RECONCILER_STATE_KEY_FILE); never stored in the database")
     common.add_argument("--log-format", choices=("console", "json"), default=None,
                         help="log format on stderr (default: console; json under run)")
     common.add_argument("--log-level", default=None, choices=("debug", "info", "warning", "error"))
@@ -88,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--workers", type=int, default=4, help="syncs reconciled at once (default 4)")
     d.add_argument("--per-connection", type=int, default=2,
                    help="syncs reconciled at once per destination connection (default 2)")
+    d.add_argument("--replica-name", default=os.environ.get("RECONCILER_REPLICA_NAME"), metavar="NAME",
+                   help="this replica's name with --state-url (default: $RECONCILER_REPLICA_NAME or "
+                        "reconciler@HOST:PID)")
+    d.add_argument("--lease-seconds", type=float, default=os.environ.get("RECONCILER_LEASE_SECONDS", "30"),
+                   metavar="SECONDS", help="with --state-url: a replica silent this long has its syncs taken "
+                                           "over by the others (default: $RECONCILER_LEASE_SECONDS or 30)")
     d.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="SECONDS",
                    help="on SIGTERM, wait this long for reconciles in progress (default 30)")
     from reconciler.cli.trigger import add_parser as add_trigger

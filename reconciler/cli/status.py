@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from reconciler.cli.common import EXIT_ERROR, EXIT_OK, load_specs, open_state
+from reconciler.cli.common import EXIT_ERROR, EXIT_OK, load_specs, state_location
 
 
 def status_of_specs(args: argparse.Namespace) -> int:
@@ -18,9 +18,10 @@ def status_of_specs(args: argparse.Namespace) -> int:
     unknown = [n for n in args.sync if n not in specs.syncs and n not in specs.invalid_syncs]
     for n in unknown:
         print(f"error: no sync named {n!r} in {specs.root}", file=sys.stderr)
-    state = open_state(args, readonly=True)
+    location = state_location(args)
+    state = location.open(readonly=True)
     try:
-        rows = overview.rows(specs, state, read_live(state.directory), [n for n in args.sync if n not in unknown])
+        rows = overview.rows(specs, state, read_live(location.directory), [n for n in args.sync if n not in unknown])
     finally:
         state.close()
     if args.sync and not rows:

@@ -25,7 +25,8 @@ from reconciler.daemon.api import Api
 from reconciler.daemon.backoff import retry_delay
 from reconciler.daemon.batches import Batches
 from reconciler.daemon.config import DaemonConfig
-from reconciler.daemon.execute import RunResult, execute, init_state, record_removed
+from reconciler.daemon.execute import RunResult, execute, record_removed
+from reconciler.daemon.fleet import StateService
 from reconciler.daemon.logs import bridge_stdlib
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.records import SyncRecord
@@ -72,6 +73,8 @@ class Daemon:
         self._initial: set[str] | None = None
         self.schedule = Schedule(self._due)
         self.listings = Listings()
+        self.state = StateService(config, lambda: list(self.specs.syncs) if self.specs else [], self.trigger,
+                                  self.metrics.registry)  # with PostgreSQL: the replicas sharing it
         self.batches = Batches(self.listings, destinations, lambda: self.specs)
         self.polls = changes.Polls(self.sources, self.schedule, self.trigger, self._spawn)
         self.runs = Runs()
@@ -103,8 +106,7 @@ class Daemon:
             if self.config.listen is not None:
                 self.server = await Api(self).start(*self.config.listen)
                 self.log.info("daemon.listening", address=f"{self.server.host}:{self.server.port}")
-            state_dir = self.config.state_dir
-            await in_thread(lambda: init_state(state_dir), "state-init")
+            await self.state.start(self.supervisor)
             self.schedule.start()
             self._signals(install=True)
             await self.reload("startup")
@@ -177,6 +179,7 @@ class Daemon:
                 await task
         self.polls.close()
         await self.notices.close()
+        await self.state.stop(abandoned=bool(unfinished))
         self._write_status(running=False)
         if self.server is not None:
             await self.server.close()
@@ -206,6 +209,8 @@ class Daemon:
         """Why ``/readyz`` fails: not loaded, first reconcile still running, or a part down."""
         if self.specs is None:
             return "specs not loaded"
+        if self.state.problem is not None:
+            return self.state.problem
         if not self.ready:
             return "first reconcile in progress"
         ok, problems = self.healthy()
@@ -275,13 +280,10 @@ class Daemon:
         self.schedule.cancel(name)
         self.metrics.forget(name)
         self.syncs.pop(name, None)
-        if self._initial is not None:
-            self._initial.discard(name)
-            self._check_ready()
+        self._check_ready(done=name)
         self.log.warning("sync.removed", sync=name,
                          note="no longer reconciled; its destination secrets are left in place")
-        state_dir = self.config.state_dir
-        self._spawn(in_thread(lambda: record_removed(state_dir, name), "record-removed"), "record-removed")
+        self._spawn(in_thread(lambda: record_removed(self.state.opener, name), "record-removed"), "record-removed")
 
     def _connection_of(self, name: str) -> str | None:
         sync = self.specs.syncs.get(name) if self.specs else None
@@ -343,10 +345,13 @@ class Daemon:
     async def _work(self, name: str, reason: str) -> None:
         specs = self.specs
         sync = specs.syncs.get(name) if specs else None
+        if not self.state.may_run(name, reason, asked=self.runs.claimed(name)):
+            self.listings.drop(name)  # another replica holds it: no listing is kept for it here
+            return self._check_ready(done=name)
         with self.runs.run(name) as run_id:  # a waiter always hears how its run ended
             if specs is None or sync is None or records.why_not(sync, explicit=reason == records.EXPLICIT):
                 return
-            result = await in_thread(lambda: execute(specs, sync, self.config.state_dir, run_id, reason,
+            result = await in_thread(lambda: execute(specs, sync, self.state.opener, run_id, reason,
                                                      destinations=self.destinations, sources=self.sources,
                                                      listings=self.listings),
                                      f"sync-{name}")
@@ -374,13 +379,13 @@ class Daemon:
             self.schedule.cancel_retry(name)
         log.info("reconcile.finished", result=rec.last_result, seconds=round(result.seconds, 3))
         self.runs.finish(result.run_id, out)
-        if self._initial is not None:
-            self._initial.discard(name)
-            self._check_ready()
+        self._check_ready(done=name)
         self.notifier.notify(status=self._summary())
         self._write_status()
 
-    def _check_ready(self) -> None:
+    def _check_ready(self, done: str | None = None) -> None:
+        if self._initial is not None and done is not None:
+            self._initial.discard(done)
         if not self.ready and self._initial is not None and not self._initial:
             self.ready = True
             self.metrics.ready.set(1)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import structlog
 
@@ -20,7 +19,7 @@ from reconciler.engine.sharing import Listings
 from reconciler.logging import get_logger
 from reconciler.sources.catalog import SourceCatalog
 from reconciler.specs.model import SecretSync, SpecSet
-from reconciler.state.store import StateStore
+from reconciler.state.location import Opener
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class RunResult:
     run_id: str
 
 
-def execute(specs: SpecSet, sync: SecretSync, state_dir: Path, run_id: str, reason: str, *,
+def execute(specs: SpecSet, sync: SecretSync, states: Opener, run_id: str, reason: str, *,
             destinations: Catalog | None, sources: SourceCatalog, listings: Listings | None = None) -> RunResult:
     """Blocking. Never raises: a bug or a broken state store is a failed run, retried like any."""
     with structlog.contextvars.bound_contextvars(sync=sync.name, destination=sync.destination, run_id=run_id):
@@ -41,7 +40,7 @@ def execute(specs: SpecSet, sync: SecretSync, state_dir: Path, run_id: str, reas
         managed: int | None = None
         state = None
         try:
-            state = StateStore(state_dir)
+            state = states.open()
             out = Reconciler(specs, state, destinations=destinations, listings=listings,
                              sources=functools.partial(open_source, sources=sources)).apply_sync(sync)
             managed = len(state.inventory(sync.name))
@@ -54,9 +53,10 @@ def execute(specs: SpecSet, sync: SecretSync, state_dir: Path, run_id: str, reas
         return RunResult(out, time.monotonic() - started, managed, run_id)
 
 
-def init_state(state_dir: Path) -> None:
-    """Create the state directory, key and database once, before runs race to do it."""
-    state = StateStore(state_dir)
+def init_state(states: Opener) -> None:
+    """Create the state (directory, key and database; or PostgreSQL's schema, checking the
+    shared key) once, before runs race to do it: a bad state stops the daemon at start."""
+    state = states.open()
     try:
         _ = state.fingerprinter
         state.drop_inventory("", [])  # opens (and so creates) the database; deletes nothing
@@ -64,9 +64,9 @@ def init_state(state_dir: Path) -> None:
         state.close()
 
 
-def record_removed(state_dir: Path, name: str) -> None:
+def record_removed(states: Opener, name: str) -> None:
     """Say in a removed sync's status that nobody reconciles it any more."""
-    state = StateStore(state_dir)
+    state = states.open()
     try:
         if state.exists() and state.status(name).syncStatus is not None:
             state.update_status(name, lastSyncMessage=(

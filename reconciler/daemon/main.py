@@ -9,10 +9,11 @@ from pathlib import Path
 
 from reconciler.daemon.config import ConfigError, DaemonConfig, parse_listen
 from reconciler.logging import get_logger
+from reconciler.state.location import StateLocation
 
 
-def run(spec_dir: Path, state_dir: Path, *, listen: str, workers: int, per_connection: int,
-        shutdown_timeout: float) -> int:
+def run(spec_dir: Path, state: StateLocation, *, listen: str, workers: int, per_connection: int,
+        shutdown_timeout: float, replica: str | None = None, lease_seconds: float = 30.0) -> int:
     """0 after a graceful stop (SIGTERM/SIGINT); 1 when the daemon cannot start."""
     from reconciler.daemon.daemon import Daemon
 
@@ -22,16 +23,20 @@ def run(spec_dir: Path, state_dir: Path, *, listen: str, workers: int, per_conne
             raise ConfigError("--workers and --per-connection must be at least 1")
         if shutdown_timeout < 0:
             raise ConfigError("--shutdown-timeout must not be negative")
+        if lease_seconds < 1:
+            raise ConfigError("--lease-seconds must be at least 1")
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if not spec_dir.is_dir():
         print(f"error: spec directory {spec_dir} does not exist (or is not a directory)", file=sys.stderr)
         return 1
-    config = DaemonConfig(spec_dir=spec_dir.absolute(), state_dir=state_dir.absolute(), listen=address,
-                          workers=workers, per_connection=per_connection, shutdown_timeout=shutdown_timeout)
+    state = StateLocation(state.directory.absolute(), state.url, state.key_file)
+    config = DaemonConfig(spec_dir=spec_dir.absolute(), state_dir=state.directory, listen=address,
+                          workers=workers, per_connection=per_connection, shutdown_timeout=shutdown_timeout,
+                          state=state if state.shared else None, replica=replica, lease_seconds=lease_seconds)
     get_logger(component="daemon").info("daemon.starting", specs=str(config.spec_dir),
-                                        state=str(config.state_dir), listen=listen)
+                                        state=state.describe(), listen=listen)
     from reconciler.state.store import StateError
 
     daemon = Daemon(config)

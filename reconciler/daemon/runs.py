@@ -59,6 +59,10 @@ class Runs:
         self._remember(run)
         return run.id, False
 
+    def claimed(self, sync: str) -> bool:
+        """Someone waits for ``sync``'s next run."""
+        return sync in self._claims
+
     def request(self, sync: str, refused: tuple[int, str] | None,
                 trigger: Callable[[], bool]) -> tuple[int, dict[str, Any]]:
         """``POST /syncs/<name>/trigger``: claim the next run's id, then trigger (the run

@@ -11,7 +11,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.logging import current_run_id
 from reconciler.model import ChangeResult, Plan
 from reconciler.specs.model import SecretSync
-from reconciler.state.store import StateStore
+from reconciler.state.backend import StateBackend
 
 
 class Refused(ReconcilerError):
@@ -69,7 +69,7 @@ def message(out: Outcome) -> str | None:
 
 
 def record_status(
-    state: StateStore, sync: SecretSync, target: str | None, out: Outcome, job: str, started: float, log: Any,
+    state: StateBackend, sync: SecretSync, target: str | None, out: Outcome, job: str, started: float, log: Any,
     run_id: str | None = None,
 ) -> None:
     """Write status only when something happened or changed: a no-op run writes nothing. The

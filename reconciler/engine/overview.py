@@ -17,7 +17,7 @@ from reconciler.engine.outcome import DRIFT_NOTE
 from reconciler.engine.reconcile import Reconciler
 from reconciler.errors import ReconcilerError
 from reconciler.specs.model import SecretSync, SpecSet
-from reconciler.state.store import StateStore
+from reconciler.state.backend import StateBackend
 
 STATES: Final = ("synced", "out of sync", "failed", "never run", "suspended", "disabled", "invalid")
 
@@ -47,7 +47,7 @@ def _moved(rec: Reconciler, sync: SecretSync, recorded: str | None) -> bool:
         return False
 
 
-def rows(specs: SpecSet, state: StateStore, live: Mapping[str, Any] | None,
+def rows(specs: SpecSet, state: StateBackend, live: Mapping[str, Any] | None,
          names: Sequence[str] = ()) -> list[dict[str, Any]]:
     """One row per sync of the specs (only ``names`` when given), sorted by name: ``name``,
     ``state``, the seeds' status fields, what the daemon plans next, and for an invalid sync
@@ -55,7 +55,9 @@ def rows(specs: SpecSet, state: StateStore, live: Mapping[str, Any] | None,
     daemon = (live or {}).get("syncs") or {}
     rec = Reconciler(specs, state)
     out = []
-    for name in sorted(names or {*specs.syncs, *specs.invalid_syncs}):
+    chosen = sorted(names or {*specs.syncs, *specs.invalid_syncs})
+    held = state.holders(chosen)  # replicas sharing a PostgreSQL state: who runs each sync
+    for name in chosen:
         sync = specs.syncs.get(name)
         invalid = name in specs.invalid_syncs
         seeds = state.status(name).as_dict()
@@ -73,6 +75,8 @@ def rows(specs: SpecSet, state: StateStore, live: Mapping[str, Any] | None,
             "nextAttemptAt": planned.get("nextAttemptAt"),
             "daemon": live is not None,
         }
+        if held:
+            row["heldBy"] = held.get(name)
         if invalid:
             row["diagnostics"] = [str(d) for d in specs.invalid_syncs[name]]
             row["keptByDaemon"] = planned.get("state") == "invalid-kept"
@@ -93,6 +97,8 @@ def render_text(table: Sequence[Mapping[str, Any]]) -> str:
                     else "not run until fixed")
             lines.append(f"  invalid spec ({kept}):")
             lines += [f"    {d}" for d in r["diagnostics"]]
+        if r.get("heldBy"):
+            lines.append(f"  held by replica {r['heldBy']}")
         if r["manual"]:
             lines.append("  manual: runs only on `apply --sync` (isAutoSyncEnabled: false)")
         if r["lastSyncMessage"]:

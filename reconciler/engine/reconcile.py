@@ -37,8 +37,7 @@ from reconciler.planning.options import PlanOptions
 from reconciler.planning.planner import plan_remove
 from reconciler.sources.base import Source
 from reconciler.specs.model import Connection, SecretSync, SpecSet
-from reconciler.state import locks
-from reconciler.state.store import StateStore
+from reconciler.state.backend import StateBackend
 
 SourceFactory = Callable[[Connection], Source]
 #: a last look at the plan before anything is written: a reason to refuse it, or None
@@ -79,7 +78,7 @@ def members(specs: SpecSet, destinations: Catalog, syncs: Iterable[SecretSync]) 
 class Reconciler:
     """Runs plan/apply/import/remove for syncs of one SpecSet against one state store."""
 
-    def __init__(self, specs: SpecSet, state: StateStore, *, destinations: Catalog | None = None,
+    def __init__(self, specs: SpecSet, state: StateBackend, *, destinations: Catalog | None = None,
                  sources: SourceFactory = open_source, stop: threading.Event | None = None,
                  lock_wait: float = 10.0, listings: Listings | None = None) -> None:
         self.specs = specs
@@ -160,7 +159,7 @@ class Reconciler:
         try:
             with contextlib.ExitStack() as held:
                 if job is not None:  # a run that writes: one at a time per sync, across processes
-                    held.enter_context(locks.hold(self.state.directory, sync.name, wait=self._lock_wait))
+                    held.enter_context(self.state.hold(sync.name, wait=self._lock_wait))
                 held.enter_context(deadline.run(sync.reconcile.timeout_seconds))
                 ctx = self._context(sync)
                 try:

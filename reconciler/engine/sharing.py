@@ -79,6 +79,15 @@ class Listings:
                 self._by_target[t] = _Shared(prefix, {name for name, _ in groups[t]}, now + self.ttl)
         return shared
 
+    def drop(self, sync: str) -> None:
+        """``sync`` will not run after all (another replica holds it): it must not find a
+        listing kept for it when it runs later."""
+        with self._lock:
+            for target, shared in list(self._by_target.items()):
+                shared.pending.discard(sync)
+                if not shared.pending:
+                    del self._by_target[target]
+
     def forget(self, targets: Iterable[str]) -> None:
         with self._lock:
             for t in targets:

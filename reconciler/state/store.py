@@ -16,8 +16,9 @@ import secrets
 import sqlite3
 import stat
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -25,6 +26,9 @@ from reconciler.errors import StateError as StateError  # re-exported: callers i
 from reconciler.logging import get_logger
 from reconciler.model import Fingerprinter, InventoryEntry
 from reconciler.oserror import os_reason
+from reconciler.state import locks
+from reconciler.state.records import STATUS_COLUMNS as _STATUS_COLUMNS
+from reconciler.state.records import SyncStatus as SyncStatus  # re-exported: callers import it from here
 
 DB_NAME = "state.db"
 KEY_NAME = "fingerprint.key"
@@ -61,39 +65,26 @@ CREATE TABLE IF NOT EXISTS status (
 );
 """
 
-
-
-
 _MOVE_ASIDE = "move it aside: state is a cache, and the next run rebuilds it at the cost of API calls"
 #: what the database remembers of the key its fingerprints were made with
 _KEY_CHECK = "fingerprint-key-check"
 
 
-@dataclass(frozen=True)
-class SyncStatus:
-    """The seeds' status fields for one sync (None = never happened)."""
-
-    sync: str
-    destination: str | None = None
-    target: str | None = None
-    syncStatus: str | None = None
-    lastSyncJobId: str | None = None
-    lastSyncMessage: str | None = None
-    lastSyncedAt: str | None = None
-    importStatus: str | None = None
-    lastImportJobId: str | None = None
-    lastImportMessage: str | None = None
-    lastImportedAt: str | None = None
-    removeStatus: str | None = None
-    lastRemoveJobId: str | None = None
-    lastRemoveMessage: str | None = None
-    lastRemovedAt: str | None = None
-
-    def as_dict(self) -> dict[str, str | None]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-_STATUS_COLUMNS = tuple(f.name for f in fields(SyncStatus))
+def _journal_wal(conn: sqlite3.Connection, wait: float = 10.0) -> None:
+    """Switching a new database to WAL needs it alone for a moment, and SQLite answers
+    "locked" at once, without its busy wait, when another process opens it at that moment
+    (two runs starting on a new state directory): try again for a while."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _key_check(key: bytes) -> str:
@@ -205,7 +196,7 @@ class StateStore:
                 fd = os.open(db, os.O_WRONLY | os.O_CREAT, 0o600)
                 os.close(fd)
             conn = sqlite3.connect(db, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _journal_wal(conn)
             # a commit per landed write (so an interrupted apply never loses one) without an
             # fsync per commit: WAL commits are durable across a crash of the process, and state is
             # a cache — a power cut that loses the last writes costs reads, never correctness
@@ -260,6 +251,17 @@ class StateStore:
                     conn.execute("UPDATE inventory SET fingerprint = NULL")
                     self._stale_fingerprints = False
                 conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (_KEY_CHECK, _key_check(key)))
+
+    def describe(self) -> str:
+        return f"state directory {self.directory}"
+
+    def hold(self, sync: str, *, wait: float = 10.0) -> contextlib.AbstractContextManager[None]:
+        """One writing run of ``sync`` at a time across processes on this host (``flock``)."""
+        return locks.hold(self.directory, sync, wait=wait)
+
+    def holders(self, syncs: list[str]) -> dict[str, str]:
+        """One host, no replicas: nobody to name."""
+        return {}
 
     def close(self) -> None:
         if self._conn is not None:
