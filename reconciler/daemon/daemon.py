@@ -14,13 +14,12 @@ import contextlib
 import logging
 import os
 import random
-import signal
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from reconciler import calls
-from reconciler.daemon import changes, records, statusfile
+from reconciler.daemon import changes, records, signals, statusfile
 from reconciler.daemon.api import Api
 from reconciler.daemon.backoff import retry_delay
 from reconciler.daemon.batches import Batches
@@ -150,15 +149,8 @@ class Daemon:
             self.log.error("daemon.task_failed", task=task.get_name(), error_type=type(task.exception()).__name__)
 
     def _signals(self, *, install: bool) -> None:
-        if not self.config.install_signals or self._loop is None:
-            return
-        for sig, fn in ((signal.SIGTERM, self.request_stop), (signal.SIGINT, self.request_stop),
-                        (signal.SIGHUP, self.request_reload)):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                if install:
-                    self._loop.add_signal_handler(sig, fn)
-                else:
-                    self._loop.remove_signal_handler(sig)
+        if self.config.install_signals and self._loop is not None:
+            signals.handle(self._loop, stop=self.request_stop, reload=self.request_reload, install=install)
 
     async def _shutdown(self) -> int:
         self.log.info("daemon.stopping", running=sorted(self.runner.running), exit_code=self.exit_code)
