@@ -10,6 +10,7 @@ from typing import NoReturn
 
 from reconciler import __version__
 from reconciler.cli.common import EXIT_ERROR
+from reconciler.daemon.listen import DEFAULT_LISTEN
 
 
 class _Parser(argparse.ArgumentParser):
@@ -89,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("run", parents=[common], help="the daemon: reconcile on start, on change, on a schedule",
                        epilog="Exits 0 after SIGTERM/SIGINT (graceful stop); SIGHUP reloads every spec.")
     d.add_argument("dir", nargs="?", default=None, help=dir_help)
-    d.add_argument("--listen", default=os.environ.get("RECONCILER_LISTEN", "127.0.0.1:9464"), metavar="HOST:PORT",
-                   help="health, metrics and webhook server (default: $RECONCILER_LISTEN or 127.0.0.1:9464; "
+    d.add_argument("--listen", default=os.environ.get("RECONCILER_LISTEN", DEFAULT_LISTEN), metavar="HOST:PORT",
+                   help=f"health, metrics and webhook server (default: $RECONCILER_LISTEN or {DEFAULT_LISTEN}; "
                         "'off' disables it)")
     d.add_argument("--workers", type=int, default=4, help="syncs reconciled at once (default 4)")
     d.add_argument("--per-connection", type=int, default=2,

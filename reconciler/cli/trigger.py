@@ -16,7 +16,8 @@ import time
 import urllib.parse
 from typing import Any
 
-from reconciler.daemon.config import DEFAULT_LISTEN, ConfigError, parse_listen
+from reconciler.daemon.listen import DEFAULT_LISTEN, parse_listen
+from reconciler.errors import ConfigError
 
 #: one long-poll's length; the daemon caps it too
 POLL_SECONDS = 30.0

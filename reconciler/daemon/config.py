@@ -6,27 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reconciler.daemon.listen import DEFAULT_LISTEN, parse_listen
 from reconciler.errors import ConfigError
 
 if TYPE_CHECKING:  # `trigger` reads this module; it needs none of the state's imports
     from reconciler.state.location import StateLocation
 
-DEFAULT_LISTEN = "127.0.0.1:9464"
-
-
 __all__ = ["DEFAULT_LISTEN", "ConfigError", "DaemonConfig", "parse_listen"]
-
-
-def parse_listen(text: str) -> tuple[str, int] | None:
-    """``HOST:PORT`` (``[::1]:9464`` for IPv6); ``off`` or empty turns the server off."""
-    text = text.strip()
-    if text in ("", "off", "none"):
-        return None
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"--listen {text!r}: expected HOST:PORT, e.g. {DEFAULT_LISTEN}")
-    host = host.strip("[]") or "127.0.0.1"
-    return host, int(port)
 
 
 @dataclass(frozen=True)
