@@ -11,6 +11,7 @@ import pytest
 from reconciler import calls
 from tests.support.canary import CANARIES
 from tests.support.cli import Workspace
+from tests.support.cli import plan_json as _plan
 
 C1, C2, C3 = CANARIES
 
@@ -19,11 +20,6 @@ C1, C2, C3 = CANARIES
 def ws(tmp_path: Path, aws_endpoint: str) -> Workspace:
     return Workspace(tmp_path, aws_endpoint)
 
-
-def _plan(ws: Workspace, *extra: str) -> dict[str, Any]:
-    r = ws.run("plan", "--json", *extra)
-    assert r.code in (0, 2), str(r)
-    return json.loads(r.out)  # type: ignore[no-any-return]
 
 
 def _actions(plan: dict[str, Any], sync: str = "app") -> dict[str, str]:

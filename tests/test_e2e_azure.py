@@ -20,6 +20,8 @@ from tests.emulators.azure_keyvault import FakeIdentityProvider, Fault, KeyVault
 from tests.fixtures_azure import azure_connection_doc
 from tests.support.canary import CANARIES
 from tests.support.cli import Workspace
+from tests.support.cli import plan_json as _plan
+from tests.support.cli import steps as _steps
 
 C1, C2, C3 = CANARIES
 KIND = "azure-key-vault"
@@ -59,15 +61,6 @@ def ws(tmp_path: Path, keyvault: KeyVaultEmulator, azure_idp_server: FakeIdentit
     return AzureWorkspace(tmp_path, keyvault, azure_idp_server, azure_ca_file)
 
 
-def _plan(ws: Workspace, *extra: str) -> dict[str, Any]:
-    r = ws.run("plan", "--json", *extra)
-    assert r.code in (0, 2), str(r)
-    return json.loads(r.out)  # type: ignore[no-any-return]
-
-
-def _steps(plan: dict[str, Any], sync: str = "app") -> list[tuple[str, str]]:
-    s = next(s for s in plan["syncs"] if s["name"] == sync)
-    return [(c["action"], c["key"]) for c in s["changes"]]
 
 
 def _vault_calls() -> dict[str, int]:

@@ -19,22 +19,17 @@ from tests.fixtures_azure_devops import (
     ado_edit,
 )
 from tests.support.canary import CANARIES
-from tests.support.cli import Workspace
+from tests.support.cli import plan_json as _plan
+from tests.support.cli import steps
 
 C1, C2, C3 = CANARIES
 KIND = "azure-devops"
 GROUPS = r"/emulator-org/_apis/distributedtask/variablegroups(/\d+)?"
 
 
-def _plan(ws: Workspace, *extra: str) -> dict[str, Any]:
-    r = ws.run("plan", "--json", *extra)
-    assert r.code in (0, 2), str(r)
-    return json.loads(r.out)  # type: ignore[no-any-return]
-
 
 def _steps(plan: dict[str, Any], sync: str = "app") -> list[tuple[str, str]]:
-    s = next(s for s in plan["syncs"] if s["name"] == sync)
-    return sorted((c["action"], c["key"]) for c in s["changes"])
+    return sorted(steps(plan, sync))
 
 
 def _group(emu: AzureDevOpsEmulator, name: str = "dev", project: str = ADO_PROJECT_ID) -> Any:

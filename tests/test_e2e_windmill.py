@@ -18,6 +18,8 @@ from tests.emulators.windmill import Fault, WindmillEmulator
 from tests.fixtures_windmill import WM_TOKEN_ENV, WM_USER, WM_WORKSPACE
 from tests.support.canary import CANARIES
 from tests.support.cli import Workspace
+from tests.support.cli import plan_json as _plan
+from tests.support.cli import steps as _steps
 
 C1, C2, C3 = CANARIES
 KIND = "windmill"
@@ -62,15 +64,6 @@ def ws(tmp_path: Path, windmill: WindmillEmulator, windmill_sleeps: list[float])
     return WindmillWorkspace(tmp_path, windmill)
 
 
-def _plan(ws: Workspace, *extra: str) -> dict[str, Any]:
-    r = ws.run("plan", "--json", *extra)
-    assert r.code in (0, 2), str(r)
-    return json.loads(r.out)  # type: ignore[no-any-return]
-
-
-def _steps(plan: dict[str, Any], sync: str = "app") -> list[tuple[str, str]]:
-    s = next(s for s in plan["syncs"] if s["name"] == sync)
-    return [(c["action"], c["key"]) for c in s["changes"]]
 
 
 def _calls() -> dict[str, int]:

@@ -6,6 +6,7 @@ import contextlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -141,3 +142,18 @@ def apply_converges(ws: Workspace, kind: str, writes: set[str], *, source_empty:
     assert ws.run("apply").code == 0
     assert not writes & set(calls.by_call(kind)), calls.snapshot()
     return True
+
+
+def plan_json(ws: Workspace, *extra: str) -> dict[str, Any]:
+    """``plan --json`` through the CLI; exit 0 or 2 (changes pending), anything else fails."""
+    import json
+
+    r = ws.run("plan", "--json", *extra)
+    assert r.code in (0, 2), str(r)
+    return json.loads(r.out)  # type: ignore[no-any-return]
+
+
+def steps(plan: dict[str, Any], sync: str = "app") -> list[tuple[str, str]]:
+    """(action, key) of one sync's changes, in plan order."""
+    s = next(s for s in plan["syncs"] if s["name"] == sync)
+    return [(c["action"], c["key"]) for c in s["changes"]]
