@@ -10,36 +10,29 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from reconciler.cli.commands import cmd_apply, cmd_import, cmd_plan, cmd_remove, cmd_run, cmd_status, cmd_validate
-from reconciler.cli.common import EXIT_ERROR, get_logger
-from reconciler.cli.parser import build_parser
+from reconciler.cli.parser import EXIT_ERROR, build_parser
 
 __all__ = ["main"]
 
 
-def _trigger(args: argparse.Namespace) -> int:
-    from reconciler.cli.trigger import trigger
+def command(name: str) -> Callable[[argparse.Namespace], int]:
+    """The function that runs command ``name``, imported when it runs (``--help`` needs none)."""
+    if name == "trigger":
+        from reconciler.cli.trigger import trigger
 
-    return trigger(args)
+        return trigger
+    from reconciler.cli import commands
 
-
-COMMANDS = {
-    "validate": cmd_validate,
-    "plan": cmd_plan,
-    "apply": cmd_apply,
-    "status": cmd_status,
-    "import": cmd_import,
-    "remove": cmd_remove,
-    "run": cmd_run,
-    "trigger": _trigger,
-}
+    handler: Callable[[argparse.Namespace], int] = getattr(commands, f"cmd_{name}")
+    return handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser(argv).parse_args(argv)
     except SystemExit as e:  # --help, --version, usage errors: return the code, as for any command
         return e.code if isinstance(e.code, int) else EXIT_ERROR
     quiet_default = "warning" if args.command in ("validate", "plan", "status") else "info"
@@ -49,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(args.log_format or ("json" if args.command == "run" else "console"),
                           args.log_level or quiet_default)
     try:
-        return COMMANDS[args.command](args)
+        return command(args.command)(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -65,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = f"{e.filename}: " if e.filename else ""
             print(f"error: {where}{os_reason(e)}", file=sys.stderr)
             return EXIT_ERROR
+        from reconciler.cli.common import get_logger
+
         get_logger().error("internal.error", error_type=type(e).__name__)
         print(f"error: internal error ({type(e).__name__}); re-run with --log-level debug and report it",
               file=sys.stderr)

@@ -13,18 +13,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+# the exit codes, for the commands (the parser owns them: --help says them)
+from reconciler.cli.parser import EXIT_CHANGES as EXIT_CHANGES
+from reconciler.cli.parser import EXIT_ERROR as EXIT_ERROR
+from reconciler.cli.parser import EXIT_INTERRUPTED as EXIT_INTERRUPTED
+from reconciler.cli.parser import EXIT_OK as EXIT_OK
+
 
 def get_logger(**bound: Any) -> Any:
     """structlog, imported only once a command runs: ``--help`` and argument errors need none."""
     from reconciler.logging import get_logger as _get
 
     return _get(**bound)
-
-
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
-
-
-EXIT_INTERRUPTED = 130
 
 
 def default_dir() -> str:

@@ -28,8 +28,8 @@ class Unreachable(Exception):
     """Nobody answers at the address (no daemon, or one that just stopped)."""
 
 
-def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    t = sub.add_parser("trigger", parents=[common], help="ask the running daemon to reconcile a sync now",
+def add_parser(sub: Any, common: argparse.ArgumentParser, help_: str) -> None:
+    t = sub.add_parser("trigger", parents=[common], help=help_,
                        epilog="Exits 0 when the run succeeded; 1 when it failed, the sync is unknown or "
                               "not runnable, no daemon listens, or the run did not finish in time.")
     t.add_argument("name", help="the SecretSync to reconcile")

@@ -86,26 +86,32 @@ def _validator() -> Any:
     formats = FormatChecker(formats=())
     formats.checks("aws-tag-text")(_is_tag_text)
     cls = validators.extend(Draft202012Validator, {"pattern": _pattern})
-    root = _inline(registry.contents(ROOT_URI), registry.resolver(ROOT_URI), ())
+    root = _inline(registry.contents(ROOT_URI), registry.resolver(ROOT_URI), (), {})
     return cls(root, registry=registry, format_checker=formats)
 
 
-def _inline(node: Any, resolver: Any, seen: tuple[int, ...]) -> Any:
+def _inline(node: Any, resolver: Any, seen: tuple[int, ...], done: dict[int, Any]) -> Any:
     """The schema with every ``$ref`` replaced by what it points at, once, here: resolving
     references per document was two thirds of validating a thousand specs. A ``$ref``'s only
-    siblings in our schemas are descriptions; a reference cycle is left as a ``$ref``."""
+    siblings in our schemas are descriptions; a reference cycle is left as a ``$ref``.
+
+    ``done`` holds each target already inlined (by identity): a definition referenced fifty
+    times is walked once and shared, which is most of building the validator at start-up."""
     if isinstance(node, list):
-        return [_inline(n, resolver, seen) for n in node]
+        return [_inline(n, resolver, seen, done) for n in node]
     if not isinstance(node, dict):
         return node
     if "$ref" in node:
         resolved = resolver.lookup(node["$ref"])
-        if id(resolved.contents) in seen:
+        key = id(resolved.contents)
+        if key in seen:
             return node
-        return _inline(resolved.contents, resolved.resolver, (*seen, id(resolved.contents)))
+        if key not in done:
+            done[key] = _inline(resolved.contents, resolved.resolver, (*seen, key), done)
+        return done[key]
     if "$id" in node and seen:
         resolver = resolver.in_subresource(DRAFT202012.create_resource(node))
-    return {k: _inline(v, resolver, seen) if k not in ("$id", "$schema") else v
+    return {k: _inline(v, resolver, seen, done) if k not in ("$id", "$schema") else v
             for k, v in node.items() if not (seen and k in ("$id", "$schema"))}
 
 
