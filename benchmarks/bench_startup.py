@@ -24,7 +24,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_scale import write_specs
 
-
 #: as a user's shell has it: PYTHONDONTWRITEBYTECODE (set on some CI machines) would compile
 #: every module from source on every start
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}

@@ -17,6 +17,7 @@ from typing import Any, cast
 import pytest
 
 from reconciler import calls
+from reconciler.changes import Action, Change, ChangeResult
 from reconciler.destinations import catalog, errors
 from reconciler.destinations.aws import client as aws_client
 from reconciler.destinations.aws import rules as aws_rules
@@ -24,16 +25,7 @@ from reconciler.destinations.aws.rules import normalize_kms_key, request_token
 from reconciler.destinations.aws.session import SCHEDULED_MSG, AwsSecretsManager
 from reconciler.destinations.catalog import SyncView
 from reconciler.destinations.contract import ConnectionInfo
-from reconciler.model import (
-    Action,
-    Change,
-    ChangeResult,
-    Fingerprinter,
-    Lifecycle,
-    SecretValue,
-    SourceSecret,
-    frozen_map,
-)
+from reconciler.model import Fingerprinter, Lifecycle, SecretValue, SourceSecret, frozen_map
 from tests.support.canary import CANARIES, find_leaks
 from tests.support.dest import Dest, view
 

@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from reconciler import calls
+from reconciler.changes import Action, Change, ChangeResult
 from reconciler.destinations import catalog, errors
 from reconciler.destinations.azure_key_vault import client as azure_client
 from reconciler.destinations.azure_key_vault import rules as azure_rules
 from reconciler.destinations.azure_key_vault.session import AzureKeyVault
 from reconciler.destinations.catalog import SyncView
 from reconciler.destinations.contract import ConnectionInfo
-from reconciler.model import Action, Change, ChangeResult, Fingerprinter, Lifecycle, SecretValue, SourceSecret
+from reconciler.model import Fingerprinter, Lifecycle, SecretValue, SourceSecret
 from tests.emulators.azure_keyvault import DEFAULT_TENANT, FakeIdentityProvider, KeyVaultEmulator
 from tests.fixtures_azure import AZ_CLIENT_ID, AZ_CLIENT_SECRET
 from tests.support.canary import CANARIES, find_leaks

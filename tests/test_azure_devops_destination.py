@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from reconciler.changes import Action, Change, ChangeResult
 from reconciler.destinations import errors
 from reconciler.destinations.contract import ConnectionInfo
-from reconciler.model import Action, Change, ChangeResult, SecretValue
+from reconciler.model import SecretValue
 from tests.emulators.azure_devops import AzureDevOpsEmulator, Fault
 from tests.fixtures_azure_devops import ADO_OTHER_PROJECT_ID, ADO_PAT, ADO_PROJECT_ID, ado_add, ado_agent
 from tests.support.dest import Dest, view

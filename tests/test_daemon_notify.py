@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from reconciler.changes import Action, Change, ChangeResult
 from reconciler.engine.outcome import Outcome
-from reconciler.model import Action, Change, ChangeResult
 from reconciler.notify.send import Dispatcher
 from reconciler.specs.loader import load
 from tests.support.canary import CANARIES, find_leaks

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from reconciler.changes import Action, Change, ChangeResult
 from reconciler.destinations.contract import apply_by_key
-from reconciler.model import Action, Change, ChangeResult
 
 
 def _changes() -> list[Change]:

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reconciler.changes import Action
 from reconciler.engine.reconcile import Reconciler
-from reconciler.model import Action, Lifecycle, SecretValue
+from reconciler.model import Lifecycle, SecretValue
 from reconciler.specs.loader import load
 from reconciler.state.store import StateStore
 from tests.support import memory

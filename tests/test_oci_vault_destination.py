@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 
 from reconciler import calls
+from reconciler.changes import Action, Change, ChangeResult
 from reconciler.destinations import catalog, errors
 from reconciler.destinations.catalog import SyncView
 from reconciler.destinations.contract import ConnectionInfo
 from reconciler.destinations.oci_vault import client as oci_client
 from reconciler.destinations.oci_vault import rules
-from reconciler.model import Action, Change, ChangeResult, Lifecycle, SecretValue
+from reconciler.model import Lifecycle, SecretValue
 from tests.emulators.oci_vault import DEFAULT_COMPARTMENT, DEFAULT_KEY, DEFAULT_VAULT, OciVaultEmulator
 from tests.fixtures_oci_vault import OCI_REGION, OCI_TENANCY, OCI_USER, OciApiKey
 from tests.support.canary import CANARIES, find_leaks

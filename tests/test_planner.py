@@ -7,7 +7,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from reconciler.model import Action, Change, Lifecycle, Plan
+from reconciler.changes import Action, Change, Plan
+from reconciler.model import Lifecycle
 from reconciler.planning.planner import PlanOptions, in_scope, plan
 from tests.support.simulate import by_key, fp, recorded, seen, want
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.model import Action, Lifecycle, SecretValue, SourceSecret
+from reconciler.changes import Action
+from reconciler.model import Lifecycle, SecretValue, SourceSecret
 from reconciler.planning.planner import PlanOptions, plan_import, plan_remove
 from tests.support.simulate import FINGERPRINT, by_key, fp, recorded, seen, want
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.model import Action, Lifecycle, Plan
+from reconciler.changes import Action, Plan
+from reconciler.model import Lifecycle
 from reconciler.planning.guards import delete_limit
 from reconciler.planning.planner import PlanOptions, plan
 from tests.support.simulate import by_key, recorded, seen, want

@@ -15,17 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler import keyschema
-from reconciler.model import (
-    Action,
-    Change,
-    DesiredEntry,
-    InventoryEntry,
-    Lifecycle,
-    ObservedEntry,
-    Plan,
-    PlanIssue,
-    SecretValue,
-)
+from reconciler.changes import Action, Change, Plan, PlanIssue
+from reconciler.model import DesiredEntry, InventoryEntry, Lifecycle, ObservedEntry, SecretValue
 from reconciler.planning.guards import delete_limit
 from reconciler.planning.planner import PlanOptions, in_scope, plan
 from tests.support.simulate import FINGERPRINT, apply_plan, fp, observe

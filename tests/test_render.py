@@ -6,7 +6,8 @@ import dataclasses
 import json
 from types import MappingProxyType
 
-from reconciler.model import Action, Change, Lifecycle, Plan, PlanIssue, SecretValue, SourceSecret
+from reconciler.changes import Action, Change, Plan, PlanIssue
+from reconciler.model import Lifecycle, SecretValue, SourceSecret
 from reconciler.planning.planner import PlanOptions, plan, plan_import
 from reconciler.planning.render import PlanError, render_json, render_text
 from tests.support.canary import CANARIES, find_leaks

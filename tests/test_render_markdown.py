@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 from types import MappingProxyType
 
-from reconciler.model import Action, Change, Plan, PlanIssue, SecretValue
+from reconciler.changes import Action, Change, Plan, PlanIssue
+from reconciler.model import SecretValue
 from reconciler.planning.markdown import render_markdown
 from reconciler.planning.render import PlanError, render_text
 from tests.support.canary import find_leaks

@@ -247,3 +247,26 @@ def test_trailing_newline_does_not_sneak_past_a_pattern(tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text('kind: Connection\nname: "wm2\\n"\napp: aws\n')
     (d,) = load(tmp_path).diagnostics
     assert (d.line, d.path) == (2, "$.name") and "does not match a slug" in d.message
+
+
+def test_references_resolve_as_json_schema_resolves_them() -> None:
+    """Validation follows our `$ref`s itself (start-up cost): it must land where a JSON Schema
+    resolver lands, for every reference in every schema."""
+    from referencing import Registry
+    from referencing.jsonschema import DRAFT202012
+
+    from reconciler.specs.schema import _lookup
+
+    docs = schema_documents()
+    registry: Registry[Any] = Registry().with_resources(
+        (BASE_URI + name, DRAFT202012.create_resource(doc)) for name, doc in docs.items())
+    refs = 0
+    for name, doc in docs.items():
+        for _path, node in _walk(doc):
+            if "$ref" in node:
+                expected = registry.resolver(BASE_URI + name).lookup(node["$ref"]).contents
+                assert _lookup(node["$ref"], name, docs)[1] is expected, (name, node["$ref"])
+                refs += 1
+    assert refs > 90
+    with pytest.raises(ValueError, match="not a reference to one of our schemas"):
+        _lookup("https://example.com/other.json#/x", "common.json", docs)

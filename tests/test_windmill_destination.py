@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from reconciler import calls
+from reconciler.changes import Action, Change, ChangeResult
 from reconciler.destinations import catalog, errors
 from reconciler.destinations.contract import ConnectionInfo
 from reconciler.destinations.windmill import rules
-from reconciler.model import Action, Change, ChangeResult, SecretValue, SourceSecret, frozen_map
+from reconciler.model import SecretValue, SourceSecret, frozen_map
 from tests.emulators.windmill import Fault, WindmillEmulator
 from tests.fixtures_windmill import WM_TOKEN, WM_WORKSPACE
 from tests.support.canary import CANARIES, find_leaks

@@ -114,7 +114,7 @@ def target_of(specs: Any, sync: Any) -> str:
 
 def imported(out: Any, specs: Any) -> str | None:
     """Which keys an import wrote into which file (or KMS folder): the user's file changed."""
-    from reconciler.model import Action
+    from reconciler.changes import Action
 
     keys = [r.change.key for r in out.results if r.ok and r.change.action is Action.IMPORT]
     sync = specs.syncs.get(out.sync) if keys and specs is not None else None

@@ -14,9 +14,10 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
+from reconciler.changes import Change, ChangeResult
 from reconciler.destinations.naming import Scope
 from reconciler.errors import ReconcilerError
-from reconciler.model import Change, ChangeResult, ConnectionInfo, ObservedEntry, SecretValue
+from reconciler.model import ConnectionInfo, ObservedEntry, SecretValue
 
 __all__ = ["ConnectionInfo", "Scope", "Session", "apply_by_key", "stopped", "stopping"]
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from reconciler.changes import ChangeResult, Plan
 from reconciler.errors import ReconcilerError
 from reconciler.logging import current_run_id
-from reconciler.model import ChangeResult, Plan
 from reconciler.specs.model import SecretSync
 from reconciler.state.backend import StateBackend
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler import deadline
+from reconciler.changes import Action, ChangeResult, Plan
 from reconciler.destinations import catalog as catalog_mod
 from reconciler.destinations import naming
 from reconciler.destinations.catalog import Catalog, Descriptor, SyncView
@@ -30,7 +31,7 @@ from reconciler.engine.outcome import Outcome, Refused, record_status
 from reconciler.engine.sharing import Listings, Member
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.logging import current_run_id, get_logger
-from reconciler.model import Action, ChangeResult, InventoryEntry, Plan
+from reconciler.model import InventoryEntry
 from reconciler.planning import inventory as inv_rules
 from reconciler.planning import sync as planning
 from reconciler.planning.options import PlanOptions

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from reconciler.changes import Action
 from reconciler.engine.outcome import Outcome
-from reconciler.model import Action
 
 
 def summary(out: Outcome) -> str:

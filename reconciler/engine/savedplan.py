@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from reconciler import __version__
+from reconciler.changes import Plan
 from reconciler.engine.outcome import Outcome, Refused, now_iso
 from reconciler.engine.reconcile import Reconciler
 from reconciler.errors import ConfigError
-from reconciler.model import Fingerprinter, Plan, SecretValue
+from reconciler.model import Fingerprinter, SecretValue
 from reconciler.planning.canonical import canonical, digest, dumps
 from reconciler.specs.digest import spec_digest
 from reconciler.specs.model import SecretSync, SpecSet

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from reconciler.changes import Action
 from reconciler.engine.outcome import Outcome, message
 from reconciler.engine.report import summary
-from reconciler.model import Action
 
 #: drifted keys named in one message; the count says how many there were
 MAX_KEYS: Final = 20

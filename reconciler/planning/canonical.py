@@ -14,7 +14,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.model import Change, InventoryEntry, Plan
+from reconciler.changes import Change, Plan
+from reconciler.model import InventoryEntry
 
 
 def _record(e: InventoryEntry | None) -> dict[str, Any] | None:

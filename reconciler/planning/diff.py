@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from reconciler.model import Action, Change, DesiredEntry, InventoryEntry, ObservedEntry
+from reconciler.changes import Action, Change
+from reconciler.model import DesiredEntry, InventoryEntry, ObservedEntry
 
 VALUE_CHANGED = "value changed"
 VALUE_UNKNOWN = "value unknown"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from reconciler.model import Change, PlanIssue
+from reconciler.changes import Change, PlanIssue
 from reconciler.planning.options import PlanOptions
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from reconciler.model import Action, Change, SecretValue, SourceSecret
+from reconciler.changes import Action, Change
+from reconciler.model import SecretValue, SourceSecret
 
 _PRIORITIES = {
     "source": "source",

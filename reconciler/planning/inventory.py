@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from reconciler.model import Action, ChangeResult, InventoryEntry, Plan
+from reconciler.changes import Action, ChangeResult, Plan
+from reconciler.model import InventoryEntry
 
 Update = tuple[dict[str, InventoryEntry], list[str]]  # (entries to put, keys to drop)
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-from reconciler.model import Action, Change, Plan, PlanIssue
+from reconciler.changes import Action, Change, Plan, PlanIssue
 from reconciler.planning.render import (
     UNOWNED_LABEL,
     PlanError,

@@ -10,16 +10,8 @@ import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from reconciler.model import (
-    Action,
-    Change,
-    DesiredEntry,
-    InventoryEntry,
-    Lifecycle,
-    ObservedEntry,
-    Plan,
-    PlanIssue,
-)
+from reconciler.changes import Action, Change, Plan, PlanIssue
+from reconciler.model import DesiredEntry, InventoryEntry, Lifecycle, ObservedEntry
 from reconciler.planning.diff import diff_present, split_update
 from reconciler.planning.guards import guard_deletes
 from reconciler.planning.importing import plan_import

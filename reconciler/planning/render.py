@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from reconciler.model import Action, Change, Plan, PlanIssue
+from reconciler.changes import Action, Change, Plan, PlanIssue
 
 FORMAT_VERSION: Final = "1"
 UNOWNED_LABEL: Final = "[not created by reconciler]"

@@ -10,19 +10,10 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from reconciler.changes import Change, Plan, PlanBasis, PlanIssue
 from reconciler.destinations import naming
 from reconciler.destinations.catalog import Descriptor, SyncView
-from reconciler.model import (
-    Change,
-    InventoryEntry,
-    Lifecycle,
-    ObservedEntry,
-    Plan,
-    PlanBasis,
-    PlanIssue,
-    SecretValue,
-    SourceSecret,
-)
+from reconciler.model import InventoryEntry, Lifecycle, ObservedEntry, SecretValue, SourceSecret
 from reconciler.planning.importing import plan_import
 from reconciler.planning.options import PlanOptions, in_scope
 from reconciler.planning.planner import plan

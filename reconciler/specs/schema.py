@@ -9,21 +9,19 @@ credential someone pasted literally. Values are shown only when short, scalar an
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Final
-
-from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from typing import TYPE_CHECKING, Any, Final
 
 from reconciler.specs.model import Diagnostic
 from reconciler.specs.yamlload import Document, PathElem, json_path
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
 
 BASE_URI: Final = "https://reconciler.invalid/schemas/v1/"
 ROOT_URI: Final = BASE_URI + "reconciler.schema.json"
@@ -71,48 +69,66 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterat
         return
     effective = pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith(r"\$") else pattern
     if not re.search(effective, instance):
+        from jsonschema import ValidationError
+
         yield ValidationError(f"does not match {pattern!r}")
 
 
 @lru_cache(maxsize=1)
 def _validator() -> Any:
+    from jsonschema import Draft202012Validator, FormatChecker, validators
+    from referencing import Registry
+    from referencing.jsonschema import DRAFT202012
+
     # "$schema" is dropped: jsonschema would switch back to the stock Draft202012Validator
     # (and its `pattern`) at every resource root that names it.
-    found: list[tuple[str, Resource[Any]]] = []
-    for contents in schema_documents().values():
-        bare = {k: v for k, v in contents.items() if k != "$schema"}
-        found.append((contents["$id"], DRAFT202012.create_resource(bare)))
+    documents = schema_documents()
+    found = [(BASE_URI + name, DRAFT202012.create_resource({k: v for k, v in doc.items() if k != "$schema"}))
+             for name, doc in documents.items()]
     registry: Registry[Any] = Registry().with_resources(found)
     formats = FormatChecker(formats=())
     formats.checks("aws-tag-text")(_is_tag_text)
     cls = validators.extend(Draft202012Validator, {"pattern": _pattern})
-    root = _inline(registry.contents(ROOT_URI), registry.resolver(ROOT_URI), (), {})
+    root = _inline(documents[ROOT_URI.removeprefix(BASE_URI)], ROOT_URI.removeprefix(BASE_URI), documents, (), {})
     return cls(root, registry=registry, format_checker=formats)
 
 
-def _inline(node: Any, resolver: Any, seen: tuple[int, ...], done: dict[int, Any]) -> Any:
+def _inline(node: Any, base: str, documents: dict[str, Any], seen: tuple[int, ...], done: dict[int, Any]) -> Any:
     """The schema with every ``$ref`` replaced by what it points at, once, here: resolving
     references per document was two thirds of validating a thousand specs. A ``$ref``'s only
     siblings in our schemas are descriptions; a reference cycle is left as a ``$ref``.
 
-    ``done`` holds each target already inlined (by identity): a definition referenced fifty
-    times is walked once and shared, which is most of building the validator at start-up."""
+    Our references are all relative — ``file.json``, ``file.json#/pointer`` or ``#/pointer``
+    — to schemas that each carry one ``$id`` under :data:`BASE_URI` (the tests hold every
+    schema to that), so they are followed here directly; ``done`` holds each target already
+    inlined, so a definition referenced fifty times is walked once and shared."""
     if isinstance(node, list):
-        return [_inline(n, resolver, seen, done) for n in node]
+        return [_inline(n, base, documents, seen, done) for n in node]
     if not isinstance(node, dict):
         return node
     if "$ref" in node:
-        resolved = resolver.lookup(node["$ref"])
-        key = id(resolved.contents)
+        target_base, target = _lookup(node["$ref"], base, documents)
+        key = id(target)
         if key in seen:
             return node
         if key not in done:
-            done[key] = _inline(resolved.contents, resolved.resolver, (*seen, key), done)
+            done[key] = _inline(target, target_base, documents, (*seen, key), done)
         return done[key]
-    if "$id" in node and seen:
-        resolver = resolver.in_subresource(DRAFT202012.create_resource(node))
-    return {k: _inline(v, resolver, seen, done) if k not in ("$id", "$schema") else v
+    return {k: _inline(v, base, documents, seen, done) if k not in ("$id", "$schema") else v
             for k, v in node.items() if not (seen and k in ("$id", "$schema"))}
+
+
+def _lookup(ref: str, base: str, documents: dict[str, Any]) -> tuple[str, Any]:
+    """The schema node ``ref`` names, read from ``base`` (a file name), and its file."""
+    name, _, pointer = ref.partition("#")
+    name = name or base
+    if name not in documents or (pointer and not pointer.startswith("/")):
+        raise ValueError(f"{base}: $ref {ref!r} is not a reference to one of our schemas")
+    node = documents[name]
+    for part in pointer.split("/")[1:]:
+        part = part.replace("~1", "/").replace("~0", "~")
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return name, node
 
 
 def schema_documents() -> dict[str, Any]:
@@ -173,6 +189,8 @@ def _diagnostics(error: ValidationError, doc: Document) -> Iterator[Diagnostic]:
 
 
 def _suggest(name: str, known: list[str]) -> str:
+    import difflib
+
     lowered = {k.lower(): k for k in known}
     close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.75)
     return f" (did you mean '{lowered[close[0]]}'?)" if close else ""

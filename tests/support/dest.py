@@ -6,18 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from reconciler.changes import Change, ChangeResult
 from reconciler.destinations import catalog, naming
 from reconciler.destinations.catalog import Descriptor, SyncView
 from reconciler.destinations.contract import ConnectionInfo
-from reconciler.model import (
-    Change,
-    ChangeResult,
-    DesiredEntry,
-    Fingerprinter,
-    ObservedEntry,
-    SecretValue,
-    SourceSecret,
-)
+from reconciler.model import DesiredEntry, Fingerprinter, ObservedEntry, SecretValue, SourceSecret
 
 FP = Fingerprinter(b"0123456789abcdef0123456789abcdef")
 

@@ -17,22 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from reconciler.changes import Action, Change, ChangeResult
 from reconciler.destinations import catalog as catalog_mod
 from reconciler.destinations.catalog import Catalog, SyncView
 from reconciler.destinations.contract import ConnectionInfo, Scope
 from reconciler.destinations.errors import DestinationError, Permanent
-from reconciler.model import (
-    SYNC_TAG,
-    Action,
-    Change,
-    ChangeResult,
-    Folder,
-    Lifecycle,
-    ObservedEntry,
-    SecretValue,
-    SourceSecret,
-    frozen_map,
-)
+from reconciler.model import SYNC_TAG, Folder, Lifecycle, ObservedEntry, SecretValue, SourceSecret, frozen_map
 from reconciler.sources.base import content_token
 from reconciler.specs.model import Connection
 

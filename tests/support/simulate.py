@@ -14,16 +14,13 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import NamedTuple, TypeVar
 
+from reconciler.changes import Action, Change, ChangeResult, Plan
 from reconciler.model import (
-    Action,
-    Change,
-    ChangeResult,
     DesiredEntry,
     Fingerprinter,
     InventoryEntry,
     Lifecycle,
     ObservedEntry,
-    Plan,
     SecretValue,
     SourceSecret,
 )

@@ -13,13 +13,14 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from reconciler.changes import Action, Change, ChangeResult
 from reconciler.destinations import bundle, errors
 from reconciler.destinations.aws import client as aws_client
 from reconciler.destinations.aws import rules as aws_rules
 from reconciler.destinations.aws.rules import DEFAULT_KMS, normalize_kms_key
 from reconciler.destinations.catalog import SyncView
 from reconciler.destinations.contract import ConnectionInfo, Scope, apply_by_key
-from reconciler.model import SYNC_TAG, Action, Change, ChangeResult, Lifecycle, ObservedEntry, SecretValue, frozen_map
+from reconciler.model import SYNC_TAG, Lifecycle, ObservedEntry, SecretValue, frozen_map
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

@@ -20,6 +20,7 @@ import builtins
 import threading
 from collections.abc import Callable, Sequence
 
+from reconciler.changes import Action, Change, ChangeResult
 from reconciler.destinations import errors
 from reconciler.destinations.azure_devops import rules
 from reconciler.destinations.azure_devops.client import DevOpsClient, authorization, organization_url
@@ -27,7 +28,7 @@ from reconciler.destinations.azure_devops.group import PLAIN_TYPE, Group, body, 
 from reconciler.destinations.catalog import SyncView
 from reconciler.destinations.contract import ConnectionInfo, Scope
 from reconciler.errors import ReconcilerError
-from reconciler.model import Action, Change, ChangeResult, ObservedEntry, SecretValue
+from reconciler.model import ObservedEntry, SecretValue
 
 __all__ = ["AzureDevOpsVariableGroup"]
 

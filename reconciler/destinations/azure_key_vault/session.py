@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.changes import Action, Change, ChangeResult
 from reconciler.destinations import bundle, errors
 from reconciler.destinations.azure_key_vault import client as azure_client
 from reconciler.destinations.azure_key_vault import rules as azure_rules
@@ -24,7 +25,7 @@ from reconciler.destinations.azure_key_vault.client import Reply
 from reconciler.destinations.azure_key_vault.rules import fold
 from reconciler.destinations.catalog import SyncView
 from reconciler.destinations.contract import ConnectionInfo, Scope, apply_by_key
-from reconciler.model import SYNC_TAG, Action, Change, ChangeResult, Lifecycle, ObservedEntry, SecretValue, frozen_map
+from reconciler.model import SYNC_TAG, Lifecycle, ObservedEntry, SecretValue, frozen_map
 
 #: the property a secret's contentType is listed as (not ours: kept as it is on new versions)
 CONTENT_TYPE = "contentType"

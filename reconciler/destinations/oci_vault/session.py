@@ -22,21 +22,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from reconciler.changes import Action, Change, ChangeResult
 from reconciler.destinations import errors
 from reconciler.destinations.catalog import SyncView
 from reconciler.destinations.contract import ConnectionInfo, Scope, apply_by_key
 from reconciler.destinations.oci_vault import client, rules
-from reconciler.model import (
-    OWNER_TAG,
-    OWNER_VALUE,
-    SYNC_TAG,
-    Action,
-    Change,
-    ChangeResult,
-    ObservedEntry,
-    SecretValue,
-    frozen_map,
-)
+from reconciler.model import OWNER_TAG, OWNER_VALUE, SYNC_TAG, ObservedEntry, SecretValue, frozen_map
 
 PAGE_SIZE = 100
 WORKERS = 8

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from reconciler.changes import Action, Change, ChangeResult
 from reconciler.destinations import errors
 from reconciler.destinations.catalog import SyncView
 from reconciler.destinations.contract import ConnectionInfo, Scope, apply_by_key
@@ -29,7 +30,7 @@ from reconciler.destinations.windmill import client as wm_client
 from reconciler.destinations.windmill.client import WindmillHttp
 from reconciler.destinations.windmill.rules import DESCRIPTION, SECRET
 from reconciler.logging import get_logger
-from reconciler.model import Action, Change, ChangeResult, ObservedEntry, SecretValue, frozen_map
+from reconciler.model import ObservedEntry, SecretValue, frozen_map
 
 __all__ = ["WindmillVariables"]
 
