@@ -7,6 +7,7 @@ import contextlib
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +44,35 @@ def test_console_script_exit_code_is_1() -> None:
     r = subprocess.run([sys.executable, "-m", "reconciler.cli", "plan", "--bogus"], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 1, r.stderr
+
+
+def _exe(*argv: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The executable as installed (`python -m reconciler.cli` runs the same entry point)."""
+    return subprocess.run([sys.executable, "-m", "reconciler.cli", *argv], capture_output=True, text=True,
+                          timeout=60, cwd=cwd)
+
+
+def test_executable_flushes_what_it_prints_before_its_fast_exit(tmp_path: Path) -> None:
+    """validate, --help, --version and usage errors end without the interpreter's teardown:
+    everything they print must still arrive, through pipes, with the right exit code."""
+    (tmp_path / "c.yaml").write_text("kind: Connection\nname: local\napp: file\npath: s.yaml\n")
+    ok = _exe("validate", str(tmp_path))
+    assert (ok.returncode, ok.stdout.startswith("Valid: 0 sync(s), 1 connection(s)")) == (0, True), ok
+    (tmp_path / "bad.yaml").write_text("kind: SecretSync\nname: x\nbogus: 1\n")
+    bad = _exe("validate", str(tmp_path))
+    assert bad.returncode == 1 and "bad.yaml:3" in bad.stderr and "Invalid:" in bad.stderr, bad
+    usage = _exe("--help")
+    assert usage.returncode == 0 and "validate" in usage.stdout
+    assert _exe("--version").stdout.startswith("reconciler ")
+    assert _exe("validate", "--bogus").returncode == 1
+
+
+def test_executable_with_its_output_closed_exits_without_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("kind: Connection\nname: local\napp: file\npath: s.yaml\n")
+    proc = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "validate", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # as `| head -0` does, before anything is written
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err, err

@@ -1,7 +1,5 @@
 """``python -m reconciler.cli``."""
 
-import sys
+from reconciler.cli import entry
 
-from reconciler.cli import main
-
-sys.exit(main())
+entry()
