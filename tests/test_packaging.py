@@ -17,3 +17,11 @@ def test_license_is_an_spdx_expression_and_setuptools_can_read_it() -> None:
     requires = " ".join(data["build-system"]["requires"])
     m = re.search(r"setuptools>=(\d+)", requires)
     assert m is not None and int(m.group(1)) >= 77, requires
+
+
+def test_the_executable_is_the_entry_that_python_m_runs() -> None:
+    """`reconciler` and `python -m reconciler.cli` start the same way (the tests run the latter)."""
+    data = tomllib.loads(PYPROJECT.read_text())
+    assert data["project"]["scripts"]["reconciler"] == "reconciler.cli:entry"
+    main = (PYPROJECT.parent / "reconciler" / "cli" / "__main__.py").read_text()
+    assert "entry()" in main
