@@ -172,6 +172,9 @@ class Reconciler:
             out.retry_after = e.retry_after
             if isinstance(e, Refused):
                 return out  # nothing was attempted: nothing to record
+        except Exception as e:  # a bug, or a library's: this sync fails, the command's others run
+            log.error("sync.crashed", error_type=type(e).__name__)  # the type only: a message may quote a value
+            out.error = f"internal error ({type(e).__name__})"
         # the longest wait any throttled step asked for: a retry sooner would only be refused
         waits = [w for w in (out.retry_after, *(r.retry_after for r in out.results)) if w is not None]
         out.retry_after = max(waits, default=None)
