@@ -123,13 +123,30 @@ def test_ctrl_c_mid_apply_stops_new_writes_and_records_what_landed(tmp_path: Pat
     created = {s["Name"] for p in sm_client.get_paginator("list_secrets").paginate() for s in p["SecretList"]}
     assert 0 < len(created) < 40, "stopped starting writes"
     assert "not started: the apply was interrupted" in out
+    not_started = 40 - len(created)
+    assert [line for line in out.splitlines() if "not started" in line] == [
+        f"app: {len(created)} created, 0 updated, 0 deleted, {not_started} not started",
+        f"  ! {not_started} changes not started: the apply was interrupted"], "one line, not one per key"
+    assert "change.failed" not in err, "a change the user stopped did not fail: no error line per key"
     import sqlite3
 
     db = sqlite3.connect(ws.state / "state.db")
     recorded = {k for (k,) in db.execute("SELECT key FROM inventory WHERE sync = 'app'")}
     db.close()
     assert recorded == created, "every write that landed is in the inventory"
+    (message,) = db_message(ws.state)
+    assert message == f"{not_started} changes not started: the apply was interrupted", message
     assert yaml.safe_load(ws.secrets_file.read_text())  # the source is untouched
+
+
+def db_message(state: Path) -> tuple[str]:
+    import sqlite3
+
+    db = sqlite3.connect(state / "state.db")
+    try:
+        return db.execute("SELECT lastSyncMessage FROM status WHERE sync = 'app'").fetchone()  # type: ignore[no-any-return]
+    finally:
+        db.close()
 
 
 class HtmlServer(SilentServer):

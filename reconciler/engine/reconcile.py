@@ -24,7 +24,7 @@ from reconciler import deadline
 from reconciler.destinations import catalog as catalog_mod
 from reconciler.destinations import naming
 from reconciler.destinations.catalog import Catalog, Descriptor, SyncView
-from reconciler.destinations.contract import Session, stopping
+from reconciler.destinations.contract import NOT_STARTED, Session, stopping
 from reconciler.engine.connect import connection_info, open_source
 from reconciler.engine.outcome import Outcome, Refused, record_status
 from reconciler.engine.sharing import Listings, Member
@@ -234,7 +234,7 @@ class Reconciler:
             c = r.change
             if r.ok:
                 log.info("change.applied", key=c.key, action=c.action.value, reason=c.reason)
-            else:
+            elif r.error != NOT_STARTED:  # held back by an interrupt: counted in sync.failed, not an error
                 log.error("change.failed", key=c.key, action=c.action.value, error=r.error)
             self._record(ctx, inv_rules.after_result(ctx.inventory, r))
 
