@@ -53,6 +53,9 @@ def test_a_second_run_of_a_sync_waits_then_names_the_holder(tmp_path: Path, aws_
         r = ws.run("apply")
         assert r.code == 1 and f"sync app is being reconciled by pid {os.getpid()}" in r.out, str(r)
         assert time.monotonic() - started >= 9, "waited (bounded) before giving up"
+        r = ws.run("status", "--json")
+        assert "being reconciled" not in r.out and '"failed"' not in r.out, (
+            "the run that waited attempted nothing: it must not record 'failed' over the holder's run")
     assert "app/A" not in {s["Name"] for s in sm_client.list_secrets()["SecretList"]}
     assert ws.run("apply").code == 0
 

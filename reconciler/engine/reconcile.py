@@ -159,7 +159,10 @@ class Reconciler:
         try:
             with contextlib.ExitStack() as held:
                 if job is not None:  # a run that writes: one at a time per sync, across processes
-                    held.enter_context(self.state.hold(sync.name, wait=self._lock_wait))
+                    try:
+                        held.enter_context(self.state.hold(sync.name, wait=self._lock_wait))
+                    except ReconcilerError as e:  # the holder's run is the one to record, not this one
+                        raise Refused(str(e), retry_after=e.retry_after) from None
                 held.enter_context(deadline.run(sync.reconcile.timeout_seconds))
                 ctx = self._context(sync)
                 try:
