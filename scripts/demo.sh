@@ -60,14 +60,21 @@ data = yaml.safe_load(open(path))
 folder = data["dev"]["/my-secrets"]
 first = sorted(folder)[0]
 del folder[first]
-folder["NEW_SECRET"] = "added-in-the-source"
 yaml.safe_dump(data, open(path, "w"), sort_keys=False)
-print(f"(in the source) removed {first}, added NEW_SECRET")
+print(f"(in the source) removed {first}")
 PY
 step "plan after a source change: maxDeletes: 25% of 3 keys allows no delete, so it is refused" \
   "$BIN/reconciler" plan --sync "$SYNC"
 sed -i 's/maxDeletes: 25%/maxDeletes: 1/' "$DEMO/examples/syncs/aws-secrets-manager.yaml"
 echo "(in the spec) maxDeletes: 25% -> maxDeletes: 1"
+"$BIN/python" - "$DEMO/examples/secrets.yaml" <<'PY'
+import sys, yaml
+path = sys.argv[1]
+data = yaml.safe_load(open(path))
+data["dev"]["/my-secrets"]["NEW_SECRET"] = "added-in-the-source"
+yaml.safe_dump(data, open(path, "w"), sort_keys=False)
+print("(in the source) added NEW_SECRET")
+PY
 step "now the delete is planned (AWS keeps the secret for its 30-day recovery window)" \
   "$BIN/reconciler" plan --sync "$SYNC"
 step "apply it" "$BIN/reconciler" apply --sync "$SYNC"

@@ -112,3 +112,15 @@ def test_examples_validate() -> None:
     from reconciler.cli import main
 
     assert main(["validate", str(root)]) == 0
+
+
+def test_an_access_key_id_with_a_line_break_is_a_config_error(ws: Workspace, sm_client: Any,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stray line break in the key id was retried to the end as "endpoint unreachable"."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE\nX-Injected: 1")
+    ws.write_spec("app.yaml", [ws.sync()])
+    calls.reset()
+    r = ws.run("plan")
+    assert r.code == 1, str(r)
+    assert "credentials.accessKeyId" in r.out and "HTTP header" in r.out, str(r)
+    assert "destination.retry" not in r.err and not calls.snapshot()

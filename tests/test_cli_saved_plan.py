@@ -160,3 +160,14 @@ def test_applied_plan_then_empty_plan(ws: Workspace) -> None:
     assert r.code == 1 and "stale" in r.err, "a plan applies once: the world it was made against is gone"
     r = ws.run("plan", "--detailed-exitcode")
     assert r.code == 0, str(r)
+
+
+def test_unwritable_out_names_the_plan_file_not_a_temporary(ws: Workspace) -> None:
+    out = ws.root / "missing-dir" / "app.plan"
+    r = ws.run("plan", "--out", str(out))
+    assert r.code == 1 and f"{out}: " in r.err, str(r)
+    assert ".plan-" not in r.err, "the user asked for app.plan; a temporary name means nothing to them"
+    (ws.root / "adir.plan").mkdir()
+    r = ws.run("plan", "--out", str(ws.root / "adir.plan"))
+    assert r.code == 1 and f"{ws.root / 'adir.plan'}: is a directory" in r.err, str(r)
+    assert not [p for p in ws.root.iterdir() if p.name.startswith(".plan-")], "no temporary left behind"

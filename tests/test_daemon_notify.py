@@ -228,4 +228,33 @@ def test_a_notifier_that_cannot_send_is_reported_at_load_not_at_the_first_failur
     Dispatcher(lambda: specs, environ={}).check()
     text = logs.text()
     assert "environment variable NOTIFY_URL_UNSET is not set" in text, text
-    assert "does not hold an http(s) URL" in text and "no-scheme" not in text, text
+    assert "does not hold a usable http(s) URL" in text and "no-scheme" not in text, text
+
+
+def test_a_url_httpx_cannot_parse_is_unusable_and_never_quoted(ws: Workspace) -> None:
+    """httpx.InvalidURL is no httpx.HTTPError: it escaped the post, and asyncio's "Task exception
+    was never retrieved" logged its text -- 'Invalid port: <the token>' -- URL and all."""
+    (ws.root / "bad-port").write_text(f"http://127.0.0.1:{C1}/services/T000/B000/hook\n")
+    (ws.root / "line-break").write_text(f"http://127.0.0.1:1/services/T000/B000/hook\n{C2}\n")
+    ws.write_spec("app.yaml", [ws.sync(), notifier(url={"file": "../bad-port"}, minInterval="0s"),
+                               notifier(name="two", url={"file": "../line-break"}, minInterval="0s")])
+    specs = load(ws.specs)
+    from reconciler.logging import configure
+    from tests.support.daemon import ThreadSafeBuffer
+
+    logs = ThreadSafeBuffer()
+    configure("json", "debug", stream=logs)
+
+    async def scenario() -> None:
+        d = Dispatcher(lambda: specs, retry_pause=0.01)
+        d.check()
+        d.after_run(specs.syncs["app"], _outcome(True), 0, "r1")
+        await asyncio.sleep(0.3)
+        await d.close(timeout=0.1)
+
+    asyncio.run(scenario())
+    text = logs.text()
+    assert text.count("does not hold a usable http(s) URL") == 4, text  # at load and at the post, for each
+    assert "{file: " in text and "CredentialRef" not in text, "the reference as written in the spec"
+    assert "never retrieved" not in text and "InvalidURL" not in text, text
+    assert HOOK_PATH not in text and find_leaks([text]) == []

@@ -425,3 +425,18 @@ def test_syncs_on_one_workspace_share_one_listing(ws: WindmillWorkspace, wm_clie
     assert ws.wm.store.value(WM_WORKSPACE, "u/admin/c/B") == "b2"
     assert ws.wm.store.value(WM_WORKSPACE, "f/team/a/sub/NESTED") == "nested"
     assert ws.run("plan", "--detailed-exitcode").code == 0
+
+
+@pytest.mark.parametrize("stray", ["\u00e9", "\nX-Injected: 1", "\x01"], ids=["non-ascii", "newline", "control"])
+def test_a_token_no_http_header_can_carry_is_a_config_error(ws: WindmillWorkspace, monkeypatch: pytest.MonkeyPatch,
+                                                            stray: str) -> None:
+    """It used to crash the whole command (UnicodeEncodeError), or be retried five times as a
+    dropped connection (a line break): a stray byte in a token file is the user's to fix."""
+    monkeypatch.setenv(WM_TOKEN_ENV, C1[:8] + stray + C1[8:])
+    ws.write_spec("app.yaml", [ws.sync()])
+    ws.set_secrets({"A": C2})
+    r = ws.run("plan")
+    assert r.code == 1, str(r)
+    assert "credentials.token" in r.out and "HTTP header" in r.out, str(r)
+    assert "destination.retry" not in r.err and not ws.wm.log, "nothing was sent, nothing retried"
+    assert ws.leaks() == []

@@ -178,3 +178,17 @@ def test_property_converges_and_never_touches_keys_out_of_scope(
             assert all(isinstance(e.value, SecretValue) for e in r.store.entries.values())
     finally:
         r.state.close()
+
+
+def test_a_bug_in_one_sync_is_that_syncs_failure_not_the_commands(rig: Rig) -> None:
+    """Only ReconcilerError was caught per sync: anything else (a library's UnicodeEncodeError,
+    a KeyError) escaped plan/apply and stopped every other sync of the command with it."""
+    rig.secrets(A="1")
+    rig.store.fail_next["list"] = RuntimeError("a library message quoting canary-value")  # type: ignore[assignment]
+    out = rig.reconciler().plan_sync(rig.reconciler().specs.syncs["app"])
+    assert out.error == "internal error (RuntimeError)", "the type only: a library's message may quote a value"
+    rig.store.fail_next["list"] = RuntimeError("a library message quoting canary-value")  # type: ignore[assignment]
+    out = rig.apply()
+    assert out.error == "internal error (RuntimeError)"
+    assert rig.state.status("app").syncStatus == "failed"
+    assert rig.apply().error is None and rig.store.values() == {"app/A": "1"}

@@ -53,6 +53,9 @@ def test_a_second_run_of_a_sync_waits_then_names_the_holder(tmp_path: Path, aws_
         r = ws.run("apply")
         assert r.code == 1 and f"sync app is being reconciled by pid {os.getpid()}" in r.out, str(r)
         assert time.monotonic() - started >= 9, "waited (bounded) before giving up"
+        r = ws.run("status", "--json")
+        assert "being reconciled" not in r.out and '"failed"' not in r.out, (
+            "the run that waited attempted nothing: it must not record 'failed' over the holder's run")
     assert "app/A" not in {s["Name"] for s in sm_client.list_secrets()["SecretList"]}
     assert ws.run("apply").code == 0
 
@@ -123,13 +126,30 @@ def test_ctrl_c_mid_apply_stops_new_writes_and_records_what_landed(tmp_path: Pat
     created = {s["Name"] for p in sm_client.get_paginator("list_secrets").paginate() for s in p["SecretList"]}
     assert 0 < len(created) < 40, "stopped starting writes"
     assert "not started: the apply was interrupted" in out
+    not_started = 40 - len(created)
+    assert [line for line in out.splitlines() if "not started" in line] == [
+        f"app: {len(created)} created, 0 updated, 0 deleted, {not_started} not started",
+        f"  ! {not_started} changes not started: the apply was interrupted"], "one line, not one per key"
+    assert "change.failed" not in err, "a change the user stopped did not fail: no error line per key"
     import sqlite3
 
     db = sqlite3.connect(ws.state / "state.db")
     recorded = {k for (k,) in db.execute("SELECT key FROM inventory WHERE sync = 'app'")}
     db.close()
     assert recorded == created, "every write that landed is in the inventory"
+    (message,) = db_message(ws.state)
+    assert message == f"{not_started} changes not started: the apply was interrupted", message
     assert yaml.safe_load(ws.secrets_file.read_text())  # the source is untouched
+
+
+def db_message(state: Path) -> tuple[str]:
+    import sqlite3
+
+    db = sqlite3.connect(state / "state.db")
+    try:
+        return db.execute("SELECT lastSyncMessage FROM status WHERE sync = 'app'").fetchone()  # type: ignore[no-any-return]
+    finally:
+        db.close()
 
 
 class HtmlServer(SilentServer):

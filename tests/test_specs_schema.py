@@ -270,3 +270,20 @@ def test_references_resolve_as_json_schema_resolves_them() -> None:
     assert refs > 90
     with pytest.raises(ValueError, match="not a reference to one of our schemas"):
         _lookup("https://example.com/other.json#/x", "common.json", docs)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:abc", "http://127.0.0.1:99999", "http://[::1", "https://h:-1/"])
+def test_a_url_whose_port_or_host_cannot_be_parsed_is_a_validation_error(url: str, tmp_path: Path) -> None:
+    """They passed the pattern and failed at the first run: botocore's ValueError, httpx's
+    InvalidURL -- an internal error instead of a diagnostic on the line."""
+    (tmp_path / "c.yaml").write_text(f'kind: Connection\nname: wm\napp: windmill\ninstanceUrl: "{url}"\n'
+                                     "credentials: {method: token, token: {env: T}}\n")
+    (d,) = load(tmp_path).diagnostics
+    assert (d.line, d.path) == (4, "$.instanceUrl") and "does not match an http(s) URL" in d.message, d
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8446", "https://[::1]:443/x", "https://dev.azure.com/org"])
+def test_ordinary_urls_still_validate(url: str, tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(f'kind: Connection\nname: wm\napp: windmill\ninstanceUrl: "{url}"\n'
+                                     "credentials: {method: token, token: {env: T}}\n")
+    assert load(tmp_path).diagnostics == ()

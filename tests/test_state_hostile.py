@@ -126,3 +126,17 @@ def test_a_database_from_before_the_key_check_still_works(ws: Workspace) -> None
     assert r.code == 0 and "reset" not in r.err and "damaged" not in r.err, str(r)
     r = ws.run("apply")
     assert r.code == 0 and "app: no changes" in r.out and "reset" not in r.err, str(r)
+
+
+def test_a_full_disk_is_not_called_damage(tmp_path: Path) -> None:
+    """SQLite says "database or disk is full"; "damaged ... move it aside" was the answer, and
+    moving an intact state aside throws away what it knows (the inventory, the key check)."""
+    import sqlite3
+
+    from reconciler.state.store import StateError
+
+    store = StateStore(tmp_path / "state")
+    with pytest.raises(StateError) as e, store._guard():
+        raise sqlite3.OperationalError("database or disk is full")
+    assert "no space left" in str(e.value) and str(tmp_path / "state") in str(e.value)
+    assert "damaged" not in str(e.value) and MOVE_ASIDE not in str(e.value)

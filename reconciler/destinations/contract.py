@@ -16,10 +16,10 @@ from typing import Protocol
 
 from reconciler.changes import Change, ChangeResult
 from reconciler.destinations.naming import Scope
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.model import ConnectionInfo, ObservedEntry, SecretValue
 
-__all__ = ["ConnectionInfo", "Scope", "Session", "apply_by_key", "stopped", "stopping"]
+__all__ = ["ConnectionInfo", "Scope", "Session", "apply_by_key", "header_secret", "stopped", "stopping"]
 
 #: set by the engine around a session's apply; once the event is set, a change not yet
 #: started is reported as not started (an interrupted apply finishes what is in flight)
@@ -119,3 +119,18 @@ def apply_by_key(
         for future in as_completed(futures):
             for result in future.result():
                 on_result(result)
+
+
+def header_secret(connection: ConnectionInfo, name: str) -> str | None:
+    """A credential sent in an HTTP header: printable ASCII, or a config error naming the field.
+
+    Otherwise a stray byte in a token file surfaces as the HTTP library's error: a crash of
+    the whole command (a non-ASCII letter), or a "dropped connection" retried until the
+    deadline (a line break) -- and a library's message may quote the value.
+    """
+    value = connection.secret(name)
+    if value is not None and not (value.isascii() and value.isprintable()):
+        raise ConfigError(f"connection {connection.name}: credentials.{name}: holds a character no HTTP header "
+                          "can carry (a line break, a control character or a non-ASCII letter); "
+                          "check the credential for a stray byte")
+    return value

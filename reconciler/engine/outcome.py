@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.changes import ChangeResult, Plan
+from reconciler.destinations.contract import NOT_STARTED
 from reconciler.errors import ReconcilerError
 from reconciler.logging import current_run_id
 from reconciler.specs.model import SecretSync
@@ -55,11 +56,25 @@ STATUS_FIELDS = {
 }
 
 
+def failures(out: Outcome) -> list[ChangeResult]:
+    """The changes that failed; not those an interrupt kept from starting (see not_started)."""
+    return [r for r in out.results if not r.ok and r.error != NOT_STARTED]
+
+
+def not_started(out: Outcome) -> int:
+    """How many changes an interrupted apply did not start: the user's stop, not a failure
+    of theirs, so they are counted once instead of reported key by key."""
+    return sum(1 for r in out.results if not r.ok and r.error == NOT_STARTED)
+
+
 def message(out: Outcome) -> str | None:
     """The status message: our own error texts (never a response body), capped like upstream."""
     if out.error:
         return out.error
-    parts = [f"{r.change.key}: {r.error}" for r in out.results if not r.ok]
+    parts = [f"{r.change.key}: {r.error}" for r in failures(out)]
+    stopped = not_started(out)
+    if stopped:  # one phrase for the changes an interrupt held back, not one per key
+        parts.append(f"{stopped} {'change' if stopped == 1 else 'changes'} {NOT_STARTED}")
     if out.plan is not None:
         parts += [f"{i.key + ': ' if i.key else ''}{i.message}" for i in out.plan.errors]
         drifted = len({c.key for c in out.plan.drift})

@@ -25,7 +25,7 @@ from reconciler.changes import Action, ChangeResult, Plan
 from reconciler.destinations import catalog as catalog_mod
 from reconciler.destinations import naming
 from reconciler.destinations.catalog import Catalog, Descriptor, SyncView
-from reconciler.destinations.contract import Session, stopping
+from reconciler.destinations.contract import NOT_STARTED, Session, stopping
 from reconciler.engine.connect import connection_info, open_source
 from reconciler.engine.outcome import Outcome, Refused, record_status
 from reconciler.engine.sharing import Listings, Member
@@ -160,7 +160,10 @@ class Reconciler:
         try:
             with contextlib.ExitStack() as held:
                 if job is not None:  # a run that writes: one at a time per sync, across processes
-                    held.enter_context(self.state.hold(sync.name, wait=self._lock_wait))
+                    try:
+                        held.enter_context(self.state.hold(sync.name, wait=self._lock_wait))
+                    except ReconcilerError as e:  # the holder's run is the one to record, not this one
+                        raise Refused(str(e), retry_after=e.retry_after) from None
                 held.enter_context(deadline.run(sync.reconcile.timeout_seconds))
                 ctx = self._context(sync)
                 try:
@@ -173,6 +176,9 @@ class Reconciler:
             out.retry_after = e.retry_after
             if isinstance(e, Refused):
                 return out  # nothing was attempted: nothing to record
+        except Exception as e:  # a bug, or a library's: this sync fails, the command's others run
+            log.error("sync.crashed", error_type=type(e).__name__)  # the type only: a message may quote a value
+            out.error = f"internal error ({type(e).__name__})"
         # the longest wait any throttled step asked for: a retry sooner would only be refused
         waits = [w for w in (out.retry_after, *(r.retry_after for r in out.results)) if w is not None]
         out.retry_after = max(waits, default=None)
@@ -232,7 +238,7 @@ class Reconciler:
             c = r.change
             if r.ok:
                 log.info("change.applied", key=c.key, action=c.action.value, reason=c.reason)
-            else:
+            elif r.error != NOT_STARTED:  # held back by an interrupt: counted in sync.failed, not an error
                 log.error("change.failed", key=c.key, action=c.action.value, error=r.error)
             self._record(ctx, inv_rules.after_result(ctx.inventory, r))
 

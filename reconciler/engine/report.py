@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from reconciler.changes import Action
-from reconciler.engine.outcome import Outcome
+from reconciler.destinations.contract import NOT_STARTED
+from reconciler.engine.outcome import Outcome, failures, not_started
 
 
 def summary(out: Outcome) -> str:
@@ -19,9 +20,11 @@ def summary(out: Outcome) -> str:
         parts.append(f"{counts[Action.RESTORE]} restored")
     if counts[Action.IMPORT]:
         parts.append(f"{counts[Action.IMPORT]} imported")
-    failed = len(out.results) - len(ok)
+    failed, stopped = len(failures(out)), not_started(out)
     if failed:
         parts.append(f"{failed} failed")
+    if stopped:
+        parts.append(f"{stopped} not started")
     return ", ".join(parts)
 
 
@@ -33,7 +36,10 @@ def lines(out: Outcome) -> list[str]:
     if out.plan is not None and out.plan.drift:
         line += f"; {len(out.plan.drift)} drifted (reported, not corrected)"
     found = [line]
-    found += [f"  ! {r.change.action.value} {r.change.key}: {r.error}" for r in out.results if not r.ok]
+    found += [f"  ! {r.change.action.value} {r.change.key}: {r.error}" for r in failures(out)]
+    stopped = not_started(out)
+    if stopped:
+        found.append(f"  ! {stopped} {'change' if stopped == 1 else 'changes'} {NOT_STARTED}")
     if out.plan is not None:
         for issue in out.plan.issues:
             where = f"{issue.key}: " if issue.key else ""

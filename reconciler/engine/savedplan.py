@@ -60,18 +60,25 @@ def build(plans: Sequence[Plan], specs: SpecSet, selection: Sequence[str], fp: F
 
 
 def write(path: Path, data: Mapping[str, Any]) -> None:
-    """Atomically, mode 0600 from the start (a plan names keys and fingerprints)."""
+    """Atomically, mode 0600 from the start (a plan names keys and fingerprints).
+
+    An OSError names ``path``, the file the user asked for, not the temporary beside it."""
     directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=".plan-", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".plan-", dir=directory)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1, sort_keys=True)
             f.write("\n")
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise
 
 

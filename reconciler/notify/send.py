@@ -67,9 +67,14 @@ class Dispatcher:
             url = credentials.resolve(notifier.url, environ=self._environ).reveal()
         except CredentialError as e:  # names the reference, never a value
             return None, str(e)
+        unusable = f"{{{notifier.url.kind}: {notifier.url.name}}} does not hold a usable http(s) URL"
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            return None, f"{notifier.url!r} does not hold an http(s) URL"
+            return None, unusable
+        try:  # what httpx refuses (a bad port, a line break) it refuses with the URL in its message
+            httpx.URL(url)
+        except httpx.InvalidURL:
+            return None, unusable
         return url, None
 
     def after_run(self, sync: SecretSync, out: Outcome, failures_before: int, run_id: str) -> None:
@@ -125,7 +130,7 @@ class Dispatcher:
             wait = self._retry_pause
             try:
                 resp = await self._client.post(url, json=body, timeout=notifier.timeout_seconds)
-            except httpx.HTTPError as e:
+            except (httpx.HTTPError, httpx.InvalidURL) as e:  # InvalidURL is no HTTPError; the type only
                 failure: dict[str, Any] = {"error_type": type(e).__name__}
             else:
                 if resp.status_code < 300:

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 from reconciler.specs.model import Diagnostic
 from reconciler.specs.yamlload import Document, PathElem, json_path
@@ -74,6 +75,19 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterat
         yield ValidationError(f"does not match {pattern!r}")
 
 
+def _is_http_url(value: object) -> bool:
+    """A host and port urllib can parse: the pattern lets ``host:abc`` and ``[::1`` through,
+    and the HTTP clients then fail at the first run instead of here."""
+    if not isinstance(value, str):
+        return True
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number in 0-65535
+    except ValueError:
+        return False
+    return bool(parts.hostname)
+
+
 @lru_cache(maxsize=1)
 def _validator() -> Any:
     from jsonschema import Draft202012Validator, FormatChecker, validators
@@ -88,6 +102,7 @@ def _validator() -> Any:
     registry: Registry[Any] = Registry().with_resources(found)
     formats = FormatChecker(formats=())
     formats.checks("aws-tag-text")(_is_tag_text)
+    formats.checks("http-url")(_is_http_url)
     cls = validators.extend(Draft202012Validator, {"pattern": _pattern})
     root = _inline(documents[ROOT_URI.removeprefix(BASE_URI)], ROOT_URI.removeprefix(BASE_URI), documents, (), {})
     return cls(root, registry=registry, format_checker=formats)

@@ -163,6 +163,9 @@ class StateStore:
             text = str(e)
             if "locked" in text or "busy" in text:
                 raise StateError(f"the state at {db} is busy (another reconciler is writing it); try again") from None
+            if "disk is full" in text or getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise StateError(f"no space left for the state at {db}; free space on its file system and run "
+                                 "again (the state itself is intact: do not move it aside)") from None
             if "unable to open" in text or "readonly" in text or "read-only" in text:
                 raise StateError(f"the state at {db} cannot be opened for writing ({text}); check the owner and "
                                  "mode of the state directory") from None

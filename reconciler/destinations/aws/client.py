@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from reconciler import calls, deadline
 from reconciler.destinations import errors
-from reconciler.destinations.contract import ConnectionInfo
+from reconciler.destinations.contract import ConnectionInfo, header_secret
 from reconciler.logging import get_logger
 
 if TYPE_CHECKING:
@@ -108,12 +108,13 @@ def _session(connection: ConnectionInfo, region: str, config: Any, sync: str) ->
                 raise errors.ConfigError("credentials method 'profile' needs a profile name")
             return boto3.Session(profile_name=str(profile), region_name=region)
         if method == "access-key":
-            key_id, secret = connection.secret("accessKeyId"), connection.secret("secretAccessKey")
+            # the key id and session token travel in headers; the secret key only signs
+            key_id, secret = header_secret(connection, "accessKeyId"), connection.secret("secretAccessKey")
             if not key_id or not secret:
                 raise errors.ConfigError(
                     "credentials method 'access-key' needs accessKeyId and secretAccessKey")
             return boto3.Session(aws_access_key_id=key_id, aws_secret_access_key=secret,
-                                 aws_session_token=connection.secret("sessionToken") or None,
+                                 aws_session_token=header_secret(connection, "sessionToken") or None,
                                  region_name=region)
         if method == "assume-role":
             return _assume_role_session(connection, region, config, sync)

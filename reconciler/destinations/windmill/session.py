@@ -25,7 +25,7 @@ from typing import Any
 from reconciler.changes import Action, Change, ChangeResult
 from reconciler.destinations import errors
 from reconciler.destinations.catalog import SyncView
-from reconciler.destinations.contract import ConnectionInfo, Scope, apply_by_key
+from reconciler.destinations.contract import ConnectionInfo, Scope, apply_by_key, header_secret
 from reconciler.destinations.windmill import client as wm_client
 from reconciler.destinations.windmill.client import WindmillHttp
 from reconciler.destinations.windmill.rules import DESCRIPTION, SECRET
@@ -58,7 +58,7 @@ class WindmillVariables:
         ca = settings.get("caBundle")
         self._http = WindmillHttp(
             str(settings["instanceUrl"]) if settings.get("instanceUrl") else None,
-            str(cfg.get("workspace") or "").strip(), connection.secret("token"),
+            str(cfg.get("workspace") or "").strip(), header_secret(connection, "token"),
             ca_bundle=str(ca) if ca else None, attempts=_int_setting(settings, "maxAttempts", 5),
             timeout=_seconds(settings, "readTimeout", 30.0), connect_timeout=_seconds(settings, "connectTimeout", 10.0))
         self._workers = _int_setting(settings, "maxConcurrency", 8)
