@@ -28,7 +28,7 @@ from reconciler.destinations.contract import Session, stopping
 from reconciler.engine.connect import connection_info, open_source
 from reconciler.engine.outcome import Outcome, Refused, record_status
 from reconciler.engine.sharing import Listings, Member
-from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.errors import ConfigError, ReconcilerError, StateError
 from reconciler.logging import current_run_id, get_logger
 from reconciler.model import Action, ChangeResult, InventoryEntry, Plan
 from reconciler.planning import inventory as inv_rules
@@ -37,7 +37,7 @@ from reconciler.planning.options import PlanOptions
 from reconciler.planning.planner import plan_remove
 from reconciler.sources.base import Source
 from reconciler.specs.model import Connection, SecretSync, SpecSet
-from reconciler.state.backend import StateBackend
+from reconciler.state.backend import Lease, StateBackend
 
 SourceFactory = Callable[[Connection], Source]
 #: a last look at the plan before anything is written: a reason to refuse it, or None
@@ -54,6 +54,8 @@ class _Context:
     inventory: dict[str, InventoryEntry]
     target_id: str
     first_sync: bool
+    #: the sync's lock, for a run that writes: no write starts once it is set
+    lease: Lease | None = None
 
 
 def target_id(specs: SpecSet, destinations: Catalog, sync: SecretSync) -> str:
@@ -156,12 +158,14 @@ class Reconciler:
         run_id = current_run_id()
         log = get_logger(sync=sync.name, destination=sync.destination, run_id=run_id)
         started = time.monotonic()
+        lease: Lease | None = None
         try:
             with contextlib.ExitStack() as held:
                 if job is not None:  # a run that writes: one at a time per sync, across processes
-                    held.enter_context(self.state.hold(sync.name, wait=self._lock_wait))
+                    lease = held.enter_context(self.state.hold(sync.name, wait=self._lock_wait))
                 held.enter_context(deadline.run(sync.reconcile.timeout_seconds))
                 ctx = self._context(sync)
+                ctx.lease = lease
                 try:
                     body(ctx, out, log)
                 finally:
@@ -172,6 +176,8 @@ class Reconciler:
             out.retry_after = e.retry_after
             if isinstance(e, Refused):
                 return out  # nothing was attempted: nothing to record
+        if lease is not None and lease.lost is not None:  # whatever else failed after, this is why
+            out.error = f"lost the lock on sync {sync.name}: {lease.lost}"
         # the longest wait any throttled step asked for: a retry sooner would only be refused
         waits = [w for w in (out.retry_after, *(r.retry_after for r in out.results)) if w is not None]
         out.retry_after = max(waits, default=None)
@@ -236,8 +242,10 @@ class Reconciler:
             self._record(ctx, inv_rules.after_result(ctx.inventory, r))
 
         if changes:
-            with stopping(self.stop):
+            with stopping(self.stop, ctx.lease):
                 ctx.session.apply(changes, on_result)
+        if ctx.lease is not None and ctx.lease.is_set():
+            raise StateError("the lock was lost")  # recorded what landed; the next holder plans the rest
         self._record(ctx, inv_rules.after_plan(plan_))
 
     def _safe_target(self, sync: SecretSync) -> str | None:
@@ -295,7 +303,7 @@ class Reconciler:
                 self._record(ctx, inv_rules.after_result(ctx.inventory, r))
 
             if out.plan.changes:
-                with stopping(self.stop):
+                with stopping(self.stop, ctx.lease):
                     ctx.session.apply(list(out.plan.changes), on_result)
 
         return self._run(sync, "remove", body)
