@@ -178,11 +178,16 @@ class Reconciler:
                 return out  # nothing was attempted: nothing to record
         if lease is not None and lease.lost is not None:  # whatever else failed after, this is why
             out.error = f"lost the lock on sync {sync.name}: {lease.lost}"
+            log.error("sync.lock_lost", message=out.error)
         # the longest wait any throttled step asked for: a retry sooner would only be refused
         waits = [w for w in (out.retry_after, *(r.retry_after for r in out.results)) if w is not None]
         out.retry_after = max(waits, default=None)
         if job is not None:
-            record_status(self.state, sync, self._safe_target(sync), out, job, started, log, run_id)
+            try:
+                record_status(self.state, sync, self._safe_target(sync), out, job, started, log, run_id)
+            except ReconcilerError as e:  # the state is away: the run's own failure stays the news
+                log.error("status.not_recorded", error=str(e))
+                out.error = out.error or str(e)
         return out
 
     def plan_sync(self, sync: SecretSync) -> Outcome:
