@@ -24,7 +24,7 @@ from reconciler.logging import get_logger
 from reconciler.model import Fingerprinter
 from reconciler.oserror import os_reason
 from reconciler.state.pg import schema
-from reconciler.state.pg.fence import Fence, server_bound
+from reconciler.state.pg.fence import SETTINGS, Fence, server_bound
 from reconciler.state.pg.url import StateUrl
 from reconciler.state.store import _key_check
 
@@ -177,8 +177,8 @@ class Database:
             while True:
                 sent = time.monotonic()
                 with self.guard():
-                    got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                                       (schema.LOCK_NAMESPACE_SYNC, key)).fetchone()[0]
+                    got, settings = conn.execute(f"SELECT pg_try_advisory_lock(%s, %s), {SETTINGS}",
+                                                 (schema.LOCK_NAMESPACE_SYNC, key)).fetchone()
                 if got:
                     break
                 if time.monotonic() >= deadline:
@@ -186,9 +186,8 @@ class Database:
                                      f"{self.where}); try again when it is done")
                 time.sleep(POLL_SECONDS)
             try:
-                with self.guard():
-                    bound = server_bound(conn, KEEPALIVE_SECONDS)
-                fence = Fence(conn, lambda: self._still_held(conn, key), bound, sent, self._errors)
+                fence = Fence(conn, lambda: self._still_held(conn, key), server_bound(settings, KEEPALIVE_SECONDS),
+                              sent, self._errors)
                 try:
                     yield fence
                 finally:

@@ -33,12 +33,16 @@ _SETTINGS = ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_c
              "idle_session_timeout")
 
 
-def server_bound(conn: Any, fallback: float) -> float:
+#: the settings' values, read with the lock itself (no extra round trip)
+SETTINGS = ("(SELECT json_object_agg(name, setting) FROM pg_settings WHERE name IN ('tcp_keepalives_idle', "
+            "'tcp_keepalives_interval', 'tcp_keepalives_count', 'tcp_user_timeout', 'idle_session_timeout'))")
+
+
+def server_bound(settings: dict[str, str] | None, fallback: float) -> float:
     """Seconds: the earliest the server may end this session after it last heard from us,
     from the session's settings in their base units (seconds; milliseconds for the two
     timeouts); ``fallback`` when none applies (a Unix socket has no keepalives)."""
-    rows = conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", (list(_SETTINGS),)).fetchall()
-    got = {str(n): float(v) for n, v in rows}
+    got = {n: float(v) for n, v in (settings or {}).items()}
     idle, interval, count = (got.get(n, 0.0) for n in _SETTINGS[:3])
     bounds = [idle + interval * count] if idle > 0 and interval > 0 and count > 0 else []
     bounds += [got[n] / 1000.0 for n in _SETTINGS[3:] if got.get(n, 0.0) > 0]
