@@ -101,3 +101,13 @@ def test_a_finished_request_answers_with_its_lines_and_is_collected(db: Any) -> 
     assert requests.collect(db) == 0, "kept a while for its waiters"
     assert requests.collect(db, keep=0.0) == 1
     assert requests.get(db, rid) is None and requests.get(db, pending) is not None, "pending ones are kept"
+
+
+def test_a_request_claimed_before_its_claimer_restarted_under_the_same_name_is_claimable_again(db: Any) -> None:
+    members.heartbeat(db, "pod-0", 30.0, 0, starting=True)
+    rid = requests.ask(db, "app", "trigger", "r2", waited=True)
+    assert [r.id for r in requests.claim(db, "pod-0", ["app"])] == [rid]
+    members.heartbeat(db, "pod-0", 30.0, 0)
+    assert requests.claimable(db) == [], "the same process beats on"
+    members.heartbeat(db, "pod-0", 30.0, 0, starting=True)  # kill -9, and back under the same name
+    assert requests.claimable(db) == ["app"]

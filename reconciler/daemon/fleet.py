@@ -104,7 +104,9 @@ class Fleet:
         db = self.database
         count = len(self.held())
         try:
-            seen = await in_thread(lambda: members.heartbeat(db(), self.replica, self.lease, count), "heartbeat")
+            starting = self._last_ok is None
+            seen = await in_thread(lambda: members.heartbeat(db(), self.replica, self.lease, count, starting=starting),
+                                   "heartbeat")
         except StateError as e:
             if self.problem is None:
                 self.log.error("fleet.heartbeat_failed", error=str(e))

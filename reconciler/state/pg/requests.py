@@ -27,10 +27,11 @@ KEEP_FINISHED = 600.0
 #: any request older than this is dropped (one for a sync no replica knows any more)
 FORGET_AFTER = 86400.0
 
-#: pending, or claimed by a replica no longer live (it died running it: run it again)
+#: pending, or claimed by a replica no longer live, or by an earlier process of the same name
+#: (it died or stopped running it: run it again)
 _CLAIMABLE = ("(r.state = 'pending' OR (r.state = 'running' AND NOT EXISTS (SELECT 1 FROM "  # noqa: S608
-              "reconciler_replicas m WHERE m.id = r.claimed_by AND m.heartbeat_at >= now() - "
-              "make_interval(secs => m.lease_seconds * "
+              "reconciler_replicas m WHERE m.id = r.claimed_by AND m.started_at <= r.claimed_at AND "
+              "m.heartbeat_at >= now() - make_interval(secs => m.lease_seconds * "
               + repr(LIVE_SHARE) + "))))")
 
 
