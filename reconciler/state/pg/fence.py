@@ -85,11 +85,15 @@ class Fence:
 
     def _run(self) -> None:
         last = 0.0
+        # wake at the next confirmation, at release, or at once when the server speaks unasked
+        # (it ended the session: a notice, then EOF); poll, not select: any fd number
+        poller = select.poll()
+        with contextlib.suppress(OSError, ValueError):
+            poller.register(self._conn.fileno(), select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
         while not self._released.is_set():
-            with contextlib.suppress(OSError, ValueError):
-                # wake at the next confirmation, at release, or at once when the server speaks
-                # unasked (it ended the session: a notice, then EOF)
-                select.select([self._conn.fileno(), self._wake_r], [], [], self.every)
+            with contextlib.suppress(OSError):
+                poller.poll(self.every * 1000)
             if self._released.is_set():
                 return
             time.sleep(max(0.0, last + MIN_GAP - time.monotonic()))
