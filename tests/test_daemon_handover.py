@@ -16,6 +16,7 @@ import pytest
 from reconciler.state.location import StateLocation
 from reconciler.state.pg import members
 from tests.fixtures_postgres import PgState
+from tests.support.canary import CANARIES, find_leaks
 from tests.support.cli import Workspace
 from tests.support.daemon import DaemonHarness, wait_until
 from tests.test_daemon_replicas import LEASE, SYNCS, _members, _runs, _specs
@@ -129,3 +130,25 @@ def test_a_trigger_whose_owner_died_before_claiming_it_is_run_by_the_next_owner(
     assert answer["state"] == "finished" and answer["result"] == "success", answer
     assert _said(pair, "fleet.unclaimed", sync) == [], "the heir claimed it"
     assert _said(pair, "fleet.request_claimed", sync) == [heir.daemon.state.fleet.replica]  # type: ignore[union-attr]
+
+
+def test_a_handed_over_triggers_result_carries_key_names_never_a_value(pair: list[DaemonHarness],
+                                                                      pg_state: PgState, sm_client: Any) -> None:
+    owner, receiver = pair
+    sync = next(s for s in SYNCS if members.owner(s, NAMES) == "r1")
+    owner.ws.set_secrets({"A": f"{sync}-1", "LEAKY": CANARIES[0]}, path=f"/{sync}")
+
+    def written() -> bool:
+        try:
+            return bool(sm_client.get_secret_value(SecretId=f"{sync}/LEAKY")["SecretString"] == CANARIES[0])
+        except sm_client.exceptions.ResourceNotFoundException:
+            return False
+
+    wait_until(written, 10, "the owner to write the change it heard")
+    owner.wait_idle()
+    sm_client.put_secret_value(SecretId=f"{sync}/LEAKY", SecretString="changed out of band")
+    answer = _trigger(receiver, sync)
+    assert answer["result"] == "success" and answer["lines"] == [f"{sync}: 0 created, 1 updated, 0 deleted"], answer
+    rows = pg_state.cluster.sql("SELECT row_to_json(r)::text FROM reconciler_requests r", pg_state.db)
+    assert rows and find_leaks([str(r[0]) for r in rows]) == [], "a value reached the request table"
+    assert find_leaks([json.dumps(answer)]) == []
