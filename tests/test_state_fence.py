@@ -3,6 +3,7 @@ and a session the server ends is noticed at once (not at the next confirmation).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from reconciler.destinations.contract import NOT_STARTED, apply_by_key, stopping
+from reconciler.model import Action, Change, ChangeResult
 from reconciler.state.location import StateLocation
 from reconciler.state.pg.database import KEEPALIVE_SECONDS
 from reconciler.state.pg.fence import CONFIRM_SHARE, FENCE_SHARE
@@ -56,3 +59,28 @@ def test_a_session_the_server_ends_sets_the_fence_at_once(db: Any, pg_state: PgS
         assert time.monotonic() - started < fence.every, "before the next confirmation was due"
         assert fence.lost is not None and fence.lost.startswith("its database session failed"), fence.lost
 
+
+
+class _Flag:
+    """A stop signal that is not an Event (like a fence)."""
+
+    def __init__(self) -> None:
+        self.up = False
+
+    def is_set(self) -> bool:
+        return self.up
+
+
+def test_a_fence_is_one_more_stop_signal_no_change_starts_once_any_is_set() -> None:
+    fence, results = _Flag(), list[ChangeResult]()
+    changes = [Change(Action.CREATE, f"K{i}") for i in range(5)]
+
+    def one(change: Change) -> ChangeResult:
+        fence.up = change.key == "K1"  # the fence closes while K1 is on the wire: K1 lands
+        return ChangeResult(change, True)
+
+    with stopping(threading.Event(), None, fence):
+        apply_by_key(changes, one, results.append)
+    assert [(r.change.key, r.ok) for r in results] == [("K0", True), ("K1", True), ("K2", False), ("K3", False),
+                                                       ("K4", False)]
+    assert {r.error for r in results if not r.ok} == {NOT_STARTED}
