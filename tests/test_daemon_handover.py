@@ -92,7 +92,7 @@ def _ghost(pg: PgState, name: str) -> None:
 
 
 def test_a_trigger_nobody_claims_is_run_by_its_receiver(pair: list[DaemonHarness], pg_state: PgState) -> None:
-    """The owner is alive (it beats) but never takes the request: after a lease the receiver
+    """The owner is alive (it beats) but never takes the request: after 1.5 leases the receiver
     runs the sync itself, under its lock, and answers."""
     names = ["ghost", *NAMES]
     sync = next(s for s in SYNCS if members.owner(s, names) == "ghost")

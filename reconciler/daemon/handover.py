@@ -5,7 +5,7 @@ The receiver of a trigger answers its caller with a run id of its own at once an
 the request's row to be finished by the owner, then answers ``GET /runs/<id>`` from it. The
 owner claims the requests of the syncs it owns when woken, when its listener (re)connects and
 at every heartbeat, and runs each through its own runner (a trigger as ``reconciler trigger``
-would run it there, a webhook as a webhook). A request no owner claims within a lease (the
+would run it there, a webhook as a webhook). A trigger no owner claims within 1.5 leases (the
 owner died between the wake-up and the claim, and nobody has taken its syncs yet) is claimed
 by its receiver, which runs it itself under the sync's lock; so does a receiver that cannot
 reach the database at all.
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 #: how often a waiting receiver looks at its request when no wake-up came (seconds)
 POLL_SECONDS = 1.0
+#: a trigger nobody claimed in this many leases is run by its receiver: a dead owner's syncs
+#: (and requests) are taken over within one lease of its last heartbeat, so its heir comes first
+UNCLAIMED_LEASES = 1.5
 #: a state write that failed (the database away for a moment) is tried again this often
 RETRY_SECONDS, RETRIES = 1.0, 30
 
@@ -186,7 +189,7 @@ class Handover:
         every :data:`POLL_SECONDS`."""
         db, me = self._db, self.fleet.replica
         event = self._done.setdefault(request, asyncio.Event())
-        unclaimed_until = time.monotonic() + self.fleet.lease
+        unclaimed_until = time.monotonic() + UNCLAIMED_LEASES * self.fleet.lease
         try:
             while self.runs.closed is None:
                 with contextlib.suppress(TimeoutError):
@@ -206,7 +209,7 @@ class Handover:
                     with contextlib.suppress(StateError):
                         if await in_thread(lambda: requests.claim_one(db(), request, me), "request-claim"):
                             self.log.warning("fleet.unclaimed", sync=sync, request=request,
-                                             note="no owner took it within a lease: running it here")
+                                             note="no owner took it in time: running it here")
                             self._start(requests.Request(request, sync, "trigger", me, True))
                             unclaimed_until = float("inf")
         finally:
