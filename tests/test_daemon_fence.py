@@ -116,6 +116,9 @@ def test_a_replica_cut_off_from_the_database_stops_writing_before_its_lock_can_b
         assert {k for _, k in by_r1} | {k for _, k in by_r2} == {f"big/{k}" for k in KEYS}
         lost = _events(logs["r2"], "sync.lock_lost")
         assert lost[0]["message"].startswith(f"lost the lock on sync {sync}: "), lost
+        # every key is in the inventory: r2's unrecorded writes were found (not written again) by r1
+        wait_until(lambda: pg_state.cluster.sql(f"SELECT count(*) FROM reconciler_inventory WHERE sync = '{sync}'",  # noqa: S608
+                                                pg_state.db) == [(len(KEYS),)], 15, "the inventory to be complete")
         for k in list(KEYS)[:: len(KEYS) // 20]:
             assert len(sm_client.list_secret_version_ids(SecretId=f"big/{k}")["Versions"]) == 1, k
     finally:
