@@ -19,6 +19,7 @@ from tests.fixtures_postgres import PgState
 from tests.support.canary import CANARIES, find_leaks
 from tests.support.cli import Workspace
 from tests.support.daemon import DaemonHarness, wait_until
+from tests.support.postgres import APP_USER
 from tests.test_daemon_replicas import LEASE, SYNCS, _members, _runs, _specs
 
 NAMES = ["r1", "r2"]
@@ -152,3 +153,20 @@ def test_a_handed_over_triggers_result_carries_key_names_never_a_value(pair: lis
     rows = pg_state.cluster.sql("SELECT row_to_json(r)::text FROM reconciler_requests r", pg_state.db)
     assert rows and find_leaks([str(r[0]) for r in rows]) == [], "a value reached the request table"
     assert find_leaks([json.dumps(answer)]) == []
+
+
+def test_a_trigger_the_database_will_not_take_is_run_by_its_receiver(pair: list[DaemonHarness],
+                                                                     pg_state: PgState) -> None:
+    """The request cannot be written (here: the role may no longer insert requests): the
+    receiver runs the sync itself, under its lock, and answers."""
+    receiver = pair[1]
+    sync = next(s for s in SYNCS if members.owner(s, NAMES) == "r1")
+    before = [_runs(h).get(sync, 0) for h in pair]
+    pg_state.cluster.sql(f"REVOKE INSERT ON reconciler_requests FROM {APP_USER}", pg_state.db)
+    try:
+        answer = _trigger(receiver, sync)
+    finally:
+        pg_state.cluster.sql(f"GRANT INSERT ON reconciler_requests TO {APP_USER}", pg_state.db)
+    assert answer["result"] == "success" and answer["lines"] == [f"{sync}: no changes"], answer
+    assert [_runs(h).get(sync, 0) for h in pair] == [before[0], before[1] + 1], "the receiver ran it"
+    assert _said(pair, "fleet.hand_over_failed", sync) == ["r2"]
