@@ -102,22 +102,27 @@ def test_syncs_spread_and_each_runs_only_on_its_owner(fleet: list[DaemonHarness]
         assert len(sm_client.list_secret_version_ids(SecretId=f"{s}/A")["Versions"]) == 1
 
 
-def test_a_trigger_that_reaches_another_replica_runs_there_under_the_lock(fleet: list[DaemonHarness],
-                                                                          sm_client: Any) -> None:
-    """`reconciler trigger` may reach any replica (a Service in front of them): it runs the
-    sync there and answers, and the sync's advisory lock still keeps the owner from running
-    it at the same time."""
+def test_a_trigger_that_reaches_another_replica_is_run_by_the_owner(fleet: list[DaemonHarness],
+                                                                     sm_client: Any) -> None:
+    """`reconciler trigger` may reach any replica (a Service in front of them): the receiver
+    hands the run to the owner (a request row), waits for its result and answers with it."""
     names = ["r1", "r2", "r3"]
     wait_until(lambda: all(_members(h) == names for h in fleet), 3 * LEASE, "every replica to see all three")
     for h in fleet:
         h.wait_idle()
     sync = next(s for s in SYNCS if members.owner(s, names) == "r1")
+    before = [_runs(h).get(sync, 0) for h in fleet]
     other = fleet[1]
     sm_client.put_secret_value(SecretId=f"{sync}/A", SecretString="changed out of band")
     assert other.daemon.server is not None
     r = other.cli("trigger", sync, "--listen", f"127.0.0.1:{other.daemon.server.port}")
     assert r.code == 0 and r.out == f"{sync}: 0 created, 1 updated, 0 deleted\n", str(r)
     assert sm_client.get_secret_value(SecretId=f"{sync}/A")["SecretString"] == f"{sync}-1"
+    for h in fleet:
+        h.wait_idle()
+    after = [_runs(h).get(sync, 0) for h in fleet]
+    assert after == [before[0] + 1, *before[1:]], "the owner ran it, once; the receiver did not"
+    assert any(e.get("sync") == sync for e in other.events("fleet.handed_over"))
 
 
 def test_a_webhook_that_reaches_another_replica_is_handed_to_the_owner(fleet: list[DaemonHarness],

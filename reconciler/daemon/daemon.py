@@ -72,11 +72,12 @@ class Daemon:
         self._initial: set[str] | None = None
         self.schedule = Schedule(self._due)
         self.listings = Listings()
+        self.runs = Runs()
         self.state = StateService(config, lambda: list(self.specs.syncs) if self.specs else [], self.trigger,
-                                  self.metrics.registry)  # with PostgreSQL: the replicas sharing it
+                                  self.metrics.registry, self.runs,
+                                  lambda n: self.request_run(n, here=True))  # PostgreSQL: the replicas
         self.batches = Batches(self.listings, destinations, lambda: self.specs)
         self.polls = changes.Polls(self.sources, self.schedule, self.trigger, self._spawn)
-        self.runs = Runs()
         self.notices = Dispatcher(lambda: self.specs, counted=self.metrics.notification)  # kind: Notifier
         self.runner = Runner(self._work, self._connection_of, workers=config.workers,
                              per_connection=config.per_connection)
@@ -298,11 +299,13 @@ class Daemon:
             return False
         return self.runner.trigger(name, reason)
 
-    def request_run(self, name: str) -> tuple[int, dict[str, Any]]:
-        """``POST /syncs/<name>/trigger`` (``reconciler trigger``): see runs.py."""
+    def request_run(self, name: str, *, here: bool = False) -> tuple[int, dict[str, Any]]:
+        """``POST /syncs/<name>/trigger`` (``reconciler trigger``): see runs.py. A sync another
+        replica owns is run there (handover.py) unless ``here`` (a run handed to this one)."""
         sync = self.specs.syncs.get(name) if self.specs else None
-        return self.runs.request(name, records.refusal(sync, name in self.syncs),
-                                 lambda: self.trigger(name, records.EXPLICIT))
+        refused = records.refusal(sync, name in self.syncs)
+        handed = None if refused or here else self.state.hand_over(name)
+        return handed or self.runs.request(name, refused, lambda: self.trigger(name, records.EXPLICIT))
 
     async def _due(self, name: str, reason: str) -> None:
         """An APScheduler job fired."""

@@ -1,6 +1,7 @@
 """The daemon's state (:class:`StateService`) and, with PostgreSQL, this replica's place
-among the replicas sharing it (:class:`Fleet`; no leader). A webhook that reaches a replica
-that does not own the sync is handed to the owner (``NOTIFY``, :mod:`reconciler.state.pg.notify`).
+among the replicas sharing it (:class:`Fleet`; no leader). A trigger or a webhook that
+reaches a replica that does not own the sync is handed to the owner (a request row and a
+``NOTIFY``, :mod:`reconciler.daemon.handover`).
 
 Every replica loads every spec and keeps every timer; only a sync's owner (rendezvous
 hashing over the live members, :mod:`reconciler.state.pg.members`) runs it, and the per-sync
@@ -13,7 +14,6 @@ the database owns nothing (``/readyz`` says why) until it can again.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -22,26 +22,29 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from reconciler.daemon.config import DaemonConfig
 from reconciler.daemon.execute import init_state
+from reconciler.daemon.handover import Handover, RunHere
 from reconciler.daemon.runner import in_thread
+from reconciler.daemon.runs import Runs
 from reconciler.daemon.supervisor import Supervisor
 from reconciler.errors import StateError
 from reconciler.logging import get_logger
 from reconciler.state.location import Opener
-from reconciler.state.pg import members, notify
+from reconciler.state.pg import members
 from reconciler.state.pg.database import replica_name
 
 Trigger = Callable[[str, str], bool]
-#: runs asked for by name (someone waits for the result here) and runs handed over by another
-#: replica run where they land (the sync's lock still keeps them from running twice at once)
+#: runs asked for by name (a trigger this replica owns, or one whose hand-over failed) and
+#: runs handed over by another replica run where they land (the sync's lock still keeps them
+#: from running twice at once)
 RUN_WHERE_ASKED = ("trigger", "forwarded")
-#: runs announced to this replica that belong to another: handed to the owner (NOTIFY)
+#: runs announced to this replica that belong to another: handed to the owner
 HAND_OVER = ("webhook",)
 
 
 class Fleet:
     def __init__(self, database: Callable[[], Any], replica: str, lease: float, names: Callable[[], Iterable[str]],
                  trigger: Trigger, registry: CollectorRegistry | None = None) -> None:
-        self._database = database
+        self.database = database
         self.replica = replica
         self.lease = lease
         self._names = names
@@ -52,8 +55,8 @@ class Fleet:
         #: why the last heartbeat failed (None: it did not)
         self.problem: str | None = None
         self.takeovers = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._listener: notify.Listener | None = None
+        #: requests handed over to and by this replica (set by :class:`StateService`)
+        self.handover: Handover | None = None
         self.log = get_logger(component="fleet", replica=replica)
         r = registry or CollectorRegistry()
         self._held = Gauge("reconciler_replica_held_syncs", "Syncs this replica holds (runs).", ["replica"],
@@ -86,37 +89,24 @@ class Fleet:
             return True
         owner = self.owner(name) if self.usable() else None
         self.log.debug("reconcile.elsewhere", sync=name, trigger=reason, owner=owner)
-        if reason in HAND_OVER and owner is not None:
-            threading.Thread(target=self._hand_over, args=(name, reason, owner), name="hand-over", daemon=True).start()
+        if reason in HAND_OVER and owner is not None and self.handover is not None:
+            self.handover.ask(name, reason)
         return False
 
-    def _hand_over(self, name: str, reason: str, owner: str) -> None:
-        """NOTIFY the owner; if the database cannot take it, run the sync here after all."""
-        try:
-            notify.send(self._database(), owner, name, reason, self.replica)
-        except StateError as e:
-            self.log.warning("fleet.hand_over_failed", sync=name, owner=owner, error=str(e))
-            self._run_here(name)
-
-    def _run_here(self, name: str) -> None:
-        """From any thread: run ``name`` on this replica (a run handed over)."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._trigger, name, "forwarded")
-
-    def listen(self) -> None:
-        """Take the runs other replicas hand over to this one (on the daemon's loop)."""
-        self._loop = asyncio.get_running_loop()
-        self._listener = notify.Listener(self._database(), self.replica, lambda sync, _reason: self._run_here(sync))
-        self._listener.start()
+    def elsewhere(self, name: str) -> bool:
+        """Another live replica owns ``name`` (and we know it: the database answers us)."""
+        return self.usable() and self.owner(name) not in (None, self.replica)
 
     def held(self) -> list[str]:
         return [n for n in self._names() if self.owns(n)]
 
     async def beat(self) -> None:
-        db = self._database
+        db = self.database
         count = len(self.held())
         try:
-            seen = await in_thread(lambda: members.heartbeat(db(), self.replica, self.lease, count), "heartbeat")
+            starting = self._last_ok is None
+            seen = await in_thread(lambda: members.heartbeat(db(), self.replica, self.lease, count, starting=starting),
+                                   "heartbeat")
         except StateError as e:
             if self.problem is None:
                 self.log.error("fleet.heartbeat_failed", error=str(e))
@@ -147,12 +137,14 @@ class Fleet:
         while True:
             await asyncio.sleep(self.interval)
             await self.beat()
+            if self.handover is not None:  # requests whose wake-up this replica missed
+                await self.handover.drain()
+                await self.handover.collect()
 
     async def leave(self) -> None:
-        if self._listener is not None:
-            listener, self._listener = self._listener, None
-            await in_thread(listener.stop, "listener-stop")
-        db = self._database
+        if self.handover is not None:
+            await self.handover.stop()
+        db = self.database
         try:
             await in_thread(lambda: members.leave(db(), self.replica), "leave")
         except StateError as e:
@@ -165,11 +157,13 @@ class StateService:
     is PostgreSQL, its :class:`Fleet`."""
 
     def __init__(self, config: DaemonConfig, names: Callable[[], Iterable[str]], trigger: Trigger,
-                 registry: CollectorRegistry) -> None:
+                 registry: CollectorRegistry, runs: Runs, run_here: RunHere) -> None:
         replica = config.replica or replica_name()
         self.opener = Opener(config.location, pool_size=2 * config.workers + 2, name=replica)
         self.fleet = Fleet(self.opener.database, replica, config.lease_seconds, names, trigger,
                            registry) if config.location.shared else None
+        if self.fleet is not None:
+            self.fleet.handover = Handover(self.fleet, runs, run_here, trigger)
 
     async def start(self, supervisor: Supervisor) -> None:
         """Set the state up once, before runs race to; know the other replicas before the
@@ -177,11 +171,18 @@ class StateService:
         await in_thread(lambda: init_state(self.opener), "state-init")
         if self.fleet is not None:
             await self.fleet.beat()
-            self.fleet.listen()
+            assert self.fleet.handover is not None
+            self.fleet.handover.start()
             supervisor.start("replica heartbeat", self.fleet.run)
 
     def may_run(self, name: str, reason: str, asked: bool) -> bool:
         return self.fleet is None or self.fleet.may_run(name, reason, asked)
+
+    def hand_over(self, name: str) -> tuple[int, dict[str, Any]] | None:
+        """A trigger of a sync another replica owns, handed to it; None: run it here."""
+        if self.fleet is None or self.fleet.handover is None or not self.fleet.elsewhere(name):
+            return None
+        return self.fleet.handover.request(name)
 
     @property
     def problem(self) -> str | None:

@@ -37,6 +37,7 @@ class _Run:
     state: str = "queued"  # queued | running | finished
     result: dict[str, Any] = field(default_factory=dict)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    then: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
 
     def view(self) -> dict[str, Any]:
         return {"run": self.id, "sync": self.sync, "state": self.state, **self.result}
@@ -93,6 +94,29 @@ class Runs:
             if run.state != "finished":
                 self._settle(run, "failure", [f"{sync}: not run (it is no longer defined or runnable)"])
 
+    def handed(self, sync: str) -> str:
+        """The id of a run another replica makes (this one only answers for it): not this
+        sync's next run here, so no local run takes it."""
+        run = _Run(new_id(), sync)
+        self._remember(run)
+        return run.id
+
+    def when_done(self, run_id: str, fn: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``fn(view)`` once the run is finished (at once if it is)."""
+        run = self._runs.get(run_id)
+        if run is None:
+            return
+        if run.state == "finished":
+            fn(run.view())
+        else:
+            run.then.append(fn)
+
+    def settle(self, run_id: str, result: str, text: list[str]) -> None:
+        """Finish a run with a result made elsewhere (a handed-over run)."""
+        run = self._runs.get(run_id)
+        if run is not None:
+            self._settle(run, result, text)
+
     def finish(self, run_id: str, out: Outcome) -> None:
         run = self._runs.get(run_id)
         if run is not None:
@@ -124,6 +148,9 @@ class Runs:
             return
         run.state, run.result = "finished", {"result": result, "lines": text}
         run.done.set()
+        then, run.then = run.then, []
+        for fn in then:
+            fn(run.view())
 
     def _remember(self, run: _Run) -> None:
         self._runs[run.id] = run

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
@@ -19,17 +18,24 @@ from reconciler.destinations.naming import Scope
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.model import ConnectionInfo, ObservedEntry, SecretValue
 
-__all__ = ["ConnectionInfo", "Scope", "Session", "apply_by_key", "header_secret", "stopped", "stopping"]
+__all__ = ["ConnectionInfo", "Scope", "Session", "StopSignal", "apply_by_key", "header_secret", "stopped", "stopping"]
 
-#: set by the engine around a session's apply; once the event is set, a change not yet
+class StopSignal(Protocol):
+    """A ``threading.Event``, or anything else that says when writes must stop (a lock's
+    fence)."""
+
+    def is_set(self) -> bool: ...
+
+
+#: set by the engine around a session's apply; once a signal is set, a change not yet
 #: started is reported as not started (an interrupted apply finishes what is in flight)
-_STOP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("reconciler_stop", default=None)
+_STOP: contextvars.ContextVar[tuple[StopSignal, ...]] = contextvars.ContextVar("reconciler_stop", default=())
 NOT_STARTED = "not started: the apply was interrupted"
 
 
 @contextlib.contextmanager
-def stopping(event: threading.Event) -> Iterator[None]:
-    token = _STOP.set(event)
+def stopping(*signals: StopSignal | None) -> Iterator[None]:
+    token = _STOP.set(tuple(s for s in signals if s is not None))
     try:
         yield
     finally:
@@ -39,8 +45,7 @@ def stopping(event: threading.Event) -> Iterator[None]:
 def stopped() -> bool:
     """Whether the apply in progress was asked to stop starting writes (a batched
     destination checks this once, before its single write)."""
-    event = _STOP.get()
-    return event is not None and event.is_set()
+    return any(s.is_set() for s in _STOP.get())
 
 
 class Session(Protocol):

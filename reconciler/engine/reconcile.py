@@ -29,7 +29,7 @@ from reconciler.destinations.contract import NOT_STARTED, Session, stopping
 from reconciler.engine.connect import connection_info, open_source
 from reconciler.engine.outcome import Outcome, Refused, record_status
 from reconciler.engine.sharing import Listings, Member
-from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.errors import ConfigError, ReconcilerError, StateError
 from reconciler.logging import current_run_id, get_logger
 from reconciler.model import InventoryEntry
 from reconciler.planning import inventory as inv_rules
@@ -38,7 +38,7 @@ from reconciler.planning.options import PlanOptions
 from reconciler.planning.planner import plan_remove
 from reconciler.sources.base import Source
 from reconciler.specs.model import Connection, SecretSync, SpecSet
-from reconciler.state.backend import StateBackend
+from reconciler.state.backend import Lease, StateBackend
 
 SourceFactory = Callable[[Connection], Source]
 #: a last look at the plan before anything is written: a reason to refuse it, or None
@@ -55,6 +55,8 @@ class _Context:
     inventory: dict[str, InventoryEntry]
     target_id: str
     first_sync: bool
+    #: the sync's lock, for a run that writes: no write starts once it is set
+    lease: Lease | None = None
 
 
 def target_id(specs: SpecSet, destinations: Catalog, sync: SecretSync) -> str:
@@ -157,15 +159,17 @@ class Reconciler:
         run_id = current_run_id()
         log = get_logger(sync=sync.name, destination=sync.destination, run_id=run_id)
         started = time.monotonic()
+        lease: Lease | None = None
         try:
             with contextlib.ExitStack() as held:
                 if job is not None:  # a run that writes: one at a time per sync, across processes
                     try:
-                        held.enter_context(self.state.hold(sync.name, wait=self._lock_wait))
+                        lease = held.enter_context(self.state.hold(sync.name, wait=self._lock_wait))
                     except ReconcilerError as e:  # the holder's run is the one to record, not this one
                         raise Refused(str(e), retry_after=e.retry_after) from None
                 held.enter_context(deadline.run(sync.reconcile.timeout_seconds))
                 ctx = self._context(sync)
+                ctx.lease = lease
                 try:
                     body(ctx, out, log)
                 finally:
@@ -179,11 +183,18 @@ class Reconciler:
         except Exception as e:  # a bug, or a library's: this sync fails, the command's others run
             log.error("sync.crashed", error_type=type(e).__name__)  # the type only: a message may quote a value
             out.error = f"internal error ({type(e).__name__})"
+        if lease is not None and lease.lost is not None:  # whatever else failed after, this is why
+            out.error = f"lost the lock on sync {sync.name}: {lease.lost}"
+            log.error("sync.lock_lost", message=out.error)
         # the longest wait any throttled step asked for: a retry sooner would only be refused
         waits = [w for w in (out.retry_after, *(r.retry_after for r in out.results)) if w is not None]
         out.retry_after = max(waits, default=None)
         if job is not None:
-            record_status(self.state, sync, self._safe_target(sync), out, job, started, log, run_id)
+            try:
+                record_status(self.state, sync, self._safe_target(sync), out, job, started, log, run_id)
+            except ReconcilerError as e:  # the state is away: the run's own failure stays the news
+                log.error("status.not_recorded", error=str(e))
+                out.error = out.error or str(e)
         return out
 
     def plan_sync(self, sync: SecretSync) -> Outcome:
@@ -243,8 +254,10 @@ class Reconciler:
             self._record(ctx, inv_rules.after_result(ctx.inventory, r))
 
         if changes:
-            with stopping(self.stop):
+            with stopping(self.stop, ctx.lease):
                 ctx.session.apply(changes, on_result)
+        if ctx.lease is not None and ctx.lease.is_set():
+            raise StateError("the lock was lost")  # recorded what landed; the next holder plans the rest
         self._record(ctx, inv_rules.after_plan(plan_))
 
     def _safe_target(self, sync: SecretSync) -> str | None:
@@ -302,7 +315,7 @@ class Reconciler:
                 self._record(ctx, inv_rules.after_result(ctx.inventory, r))
 
             if out.plan.changes:
-                with stopping(self.stop):
+                with stopping(self.stop, ctx.lease):
                     ctx.session.apply(list(out.plan.changes), on_result)
 
         return self._run(sync, "remove", body)

@@ -17,6 +17,25 @@ from reconciler.model import Fingerprinter, InventoryEntry
 from reconciler.state.records import SyncStatus
 
 
+class Lease(Protocol):
+    """What a writing run gets from ``hold``: ``is_set()`` once it must start no further write
+    (the lock may be someone else's now), and ``lost``, why (None while it holds)."""
+
+    def is_set(self) -> bool: ...
+
+    @property
+    def lost(self) -> str | None: ...
+
+
+class Kept:
+    """The lease of a lock that is held for as long as the process lives (``flock``)."""
+
+    lost: str | None = None
+
+    def is_set(self) -> bool:
+        return False
+
+
 class StateBackend(Protocol):
     """One open state. Read-only ones (``plan``, ``status``) never create or write anything."""
 
@@ -47,9 +66,10 @@ class StateBackend(Protocol):
 
     def forget(self, sync: str) -> None: ...
 
-    def hold(self, sync: str, *, wait: float = 10.0) -> contextlib.AbstractContextManager[None]:
+    def hold(self, sync: str, *, wait: float = 10.0) -> contextlib.AbstractContextManager[Lease]:
         """Exclusive while a writing run of ``sync`` lasts; waits ``wait`` seconds, then raises
-        :class:`~reconciler.errors.StateError` naming the holder."""
+        :class:`~reconciler.errors.StateError` naming the holder. The run stops writing once
+        the lease is set (a PostgreSQL lock whose session cannot be vouched for)."""
         ...
 
     def holders(self, syncs: list[str]) -> dict[str, str]:

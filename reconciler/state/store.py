@@ -27,6 +27,7 @@ from reconciler.logging import get_logger
 from reconciler.model import Fingerprinter, InventoryEntry
 from reconciler.oserror import os_reason
 from reconciler.state import locks
+from reconciler.state.backend import Kept, Lease
 from reconciler.state.records import STATUS_COLUMNS as _STATUS_COLUMNS
 from reconciler.state.records import SyncStatus as SyncStatus  # re-exported: callers import it from here
 
@@ -258,9 +259,11 @@ class StateStore:
     def describe(self) -> str:
         return f"state directory {self.directory}"
 
-    def hold(self, sync: str, *, wait: float = 10.0) -> contextlib.AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def hold(self, sync: str, *, wait: float = 10.0) -> Iterator[Lease]:
         """One writing run of ``sync`` at a time across processes on this host (``flock``)."""
-        return locks.hold(self.directory, sync, wait=wait)
+        with locks.hold(self.directory, sync, wait=wait):
+            yield Kept()
 
     def holders(self, syncs: list[str]) -> dict[str, str]:
         """One host, no replicas: nobody to name."""

@@ -24,6 +24,7 @@ from reconciler.logging import get_logger
 from reconciler.model import Fingerprinter
 from reconciler.oserror import os_reason
 from reconciler.state.pg import schema
+from reconciler.state.pg.fence import SETTINGS, Fence, server_bound
 from reconciler.state.pg.url import StateUrl
 from reconciler.state.store import _key_check
 
@@ -86,7 +87,9 @@ class Database:
         key = load_key(key_file)
         self._key_file = key_file
         # keepalives both ways: a replica cut off by the network has its sessions (and so its
-        # sync locks) ended by the server in about KEEPALIVE_SECONDS, and notices it itself
+        # sync locks) ended by the server in about KEEPALIVE_SECONDS, and notices it itself (a
+        # call blocked on a cut connection fails after as long: tcp_user_timeout); the server
+        # cannot end them sooner, which is what fences a run's writes (fence.py)
         options = [f"-c tcp_keepalives_idle={KEEPALIVE_IDLE}", f"-c tcp_keepalives_interval={KEEPALIVE_INTERVAL}",
                    f"-c tcp_keepalives_count={KEEPALIVE_COUNT}"]
         if readonly:
@@ -94,7 +97,8 @@ class Database:
         kwargs: dict[str, Any] = {"autocommit": True, "application_name": self.name,
                                   "connect_timeout": CONNECT_TIMEOUT, "keepalives": 1,
                                   "keepalives_idle": KEEPALIVE_IDLE, "keepalives_interval": KEEPALIVE_INTERVAL,
-                                  "keepalives_count": KEEPALIVE_COUNT, "options": " ".join(options)}
+                                  "keepalives_count": KEEPALIVE_COUNT, "options": " ".join(options),
+                                  "tcp_user_timeout": KEEPALIVE_SECONDS * 1000}
         if url.password is not None:
             kwargs["password"] = url.password
         with self.guard():
@@ -161,18 +165,20 @@ class Database:
         return None
 
     @contextlib.contextmanager
-    def hold(self, sync: str, *, wait: float = 10.0) -> Iterator[None]:
+    def hold(self, sync: str, *, wait: float = 10.0) -> Iterator[Fence]:
         """A session advisory lock on a connection kept for the whole run: released by the
-        server when the session ends, so a replica that dies never leaves it held."""
+        server when the session ends, so a replica that dies never leaves it held. Yields the
+        lock's :class:`Fence` (the run stops writing once the lock cannot be vouched for)."""
         key = lock_key(sync)
         with self.guard():
             conn = self.pool.getconn()
         try:
             deadline = time.monotonic() + wait
             while True:
+                sent = time.monotonic()
                 with self.guard():
-                    got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                                       (schema.LOCK_NAMESPACE_SYNC, key)).fetchone()[0]
+                    got, settings = conn.execute(f"SELECT pg_try_advisory_lock(%s, %s), {SETTINGS}",
+                                                 (schema.LOCK_NAMESPACE_SYNC, key)).fetchone()
                 if got:
                     break
                 if time.monotonic() >= deadline:
@@ -180,12 +186,24 @@ class Database:
                                      f"{self.where}); try again when it is done")
                 time.sleep(POLL_SECONDS)
             try:
-                yield
+                fence = Fence(conn, lambda: self._still_held(conn, key), server_bound(settings, KEEPALIVE_SECONDS),
+                              sent, self._errors)
+                try:
+                    yield fence
+                finally:
+                    fence.release()
             finally:
                 with contextlib.suppress(self._errors):
                     conn.execute("SELECT pg_advisory_unlock(%s, %s)", (schema.LOCK_NAMESPACE_SYNC, key))
         finally:
             self.pool.putconn(conn)
+
+    @staticmethod
+    def _still_held(conn: Any, key: int) -> bool:
+        row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+                           "AND granted AND classid = %s::bigint::oid AND objid = %s::bigint::oid AND objsubid = 2",
+                           (schema.LOCK_NAMESPACE_SYNC, key)).fetchone()
+        return bool(row[0])
 
     def _holder(self, conn: Any, key: int) -> str:
         with contextlib.suppress(self._errors):

@@ -36,13 +36,16 @@ def owner(sync: str, members: Iterable[str]) -> str | None:
     return best[1] if best else None
 
 
-def heartbeat(db: Any, replica: str, lease: float, held: int) -> list[str]:
-    """Say this replica is alive (and how many syncs it holds); the live members, sorted."""
+def heartbeat(db: Any, replica: str, lease: float, held: int, *, starting: bool = False) -> list[str]:
+    """Say this replica is alive (and how many syncs it holds); the live members, sorted.
+    ``starting``: this process's first beat (a replica restarted under the same name is a new
+    one: what the old one had claimed is claimable again)."""
     with db.connection() as conn, conn.transaction():
         conn.execute("INSERT INTO reconciler_replicas (id, host, pid, held, lease_seconds) VALUES (%s, %s, %s, %s, %s) "
                      "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), held = excluded.held, "
-                     "lease_seconds = excluded.lease_seconds",
-                     (replica, socket.gethostname(), os.getpid(), held, lease))
+                     "lease_seconds = excluded.lease_seconds, pid = excluded.pid, started_at = CASE WHEN %s "
+                     "THEN now() ELSE reconciler_replicas.started_at END",
+                     (replica, socket.gethostname(), os.getpid(), held, lease, starting))
         conn.execute("DELETE FROM reconciler_replicas WHERE heartbeat_at < now() - make_interval(secs => %s)",
                      (lease * FORGET_AFTER_LEASES,))
         return _live(conn)

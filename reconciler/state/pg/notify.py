@@ -1,41 +1,32 @@
-"""Runs announced to one replica and handed to the sync's owner (``LISTEN``/``NOTIFY``).
+"""The wake-ups of handed-over runs (``LISTEN``/``NOTIFY``, see :mod:`reconciler.state.pg.requests`).
 
-A webhook reaches whichever replica the load balancer picks; the sync it names belongs to
-one replica. The receiver sends ``NOTIFY reconciler_run`` naming the owner, and the owner,
-which listens on a connection of its own, runs it. Notifications are delivered to listeners
-only, at commit, and never stored: a replica that is not listening at that moment misses it —
-which is why a sender that cannot notify runs the sync itself (under its lock).
+Each replica listens on a connection of its own for two things: a request is pending
+(``reconciler_run``: look for requests of the syncs it owns) and a request is done
+(``reconciler_run_done``: a waiter here may answer its caller). A notification reaches only
+sessions listening at that moment and is never stored, so it is only ever a hint: the
+request rows are the truth, and the listener asks to look at them each time it (re)connects.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from reconciler.errors import StateError
 from reconciler.logging import get_logger
-
-CHANNEL = "reconciler_run"
-Handler = Callable[[str, str], None]
-
-
-def send(db: Any, to: str, sync: str, reason: str, sender: str) -> None:
-    """Ask replica ``to`` to run ``sync``. Raises StateError when the database is away."""
-    payload = json.dumps({"to": to, "sync": sync, "reason": reason, "from": sender})
-    with db.connection() as conn:
-        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+from reconciler.state.pg.requests import CHANNEL, DONE_CHANNEL
 
 
 class Listener:
-    """A thread that listens for runs addressed to ``replica`` and hands them to ``handle``
-    (called on the listener's thread); it reconnects until stopped."""
+    """A thread that calls ``pending()`` when requests may wait (at each connect too) and
+    ``done(id)`` when a request finished; both on the listener's thread. It reconnects
+    until stopped."""
 
-    def __init__(self, db: Any, replica: str, handle: Handler) -> None:
+    def __init__(self, db: Any, replica: str, pending: Callable[[], None], done: Callable[[int], None]) -> None:
         self._db = db
-        self._replica = replica
-        self._handle = handle
+        self._pending = pending
+        self._done = done
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="state-listener", daemon=True)
         self.listening = threading.Event()
@@ -51,11 +42,15 @@ class Listener:
             try:
                 conn = self._db.connect()
                 conn.execute(f"LISTEN {CHANNEL}")
+                conn.execute(f"LISTEN {DONE_CHANNEL}")
                 self.listening.set()
+                if failing:
+                    self.log.info("fleet.listening")
                 failing = False
+                self._pending()  # whatever was asked while we were not listening
                 while not self._stop.is_set():
                     for note in conn.notifies(timeout=0.5):
-                        self._deliver(note.payload)
+                        self._deliver(note.channel, note.payload)
             except (StateError, self._db.errors) as e:
                 self.listening.clear()
                 if not failing:
@@ -66,14 +61,12 @@ class Listener:
                 if conn is not None:
                     conn.close()
 
-    def _deliver(self, payload: str) -> None:
-        try:
-            msg = json.loads(payload)
-        except ValueError:
-            return
-        if isinstance(msg, dict) and msg.get("to") == self._replica and isinstance(msg.get("sync"), str):
-            self.log.debug("fleet.forwarded", sync=msg["sync"], trigger=msg.get("reason"), sender=msg.get("from"))
-            self._handle(msg["sync"], str(msg.get("reason")))
+    def _deliver(self, channel: str, payload: str) -> None:
+        if channel == DONE_CHANNEL:
+            if payload.isdigit():
+                self._done(int(payload))
+        else:
+            self._pending()
 
     def stop(self) -> None:
         self._stop.set()

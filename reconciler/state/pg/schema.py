@@ -54,6 +54,27 @@ MIGRATIONS: tuple[str, ...] = (
         lease_seconds real NOT NULL
     );
     """,
+    # 3: runs asked of a sync's owner (a trigger or a webhook that reached another replica),
+    # kept until claimed and, for a trigger, until its result is read: NOTIFY only wakes the
+    # owner, the row is what is never lost. One pending row per sync (duplicates coalesce).
+    """
+    CREATE TABLE reconciler_requests (
+        id bigserial PRIMARY KEY,
+        sync text NOT NULL,
+        reason text NOT NULL,
+        sender text NOT NULL,
+        waited boolean NOT NULL,
+        state text NOT NULL DEFAULT 'pending',
+        claimed_by text,
+        claimed_at timestamptz,
+        result text,
+        lines jsonb,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz
+    );
+    CREATE UNIQUE INDEX reconciler_requests_one_pending ON reconciler_requests (sync) WHERE state = 'pending';
+    CREATE INDEX reconciler_requests_state ON reconciler_requests (state);
+    """,
 )
 
 LATEST = len(MIGRATIONS)

@@ -11,6 +11,7 @@ from types import MappingProxyType
 
 from reconciler.errors import StateError
 from reconciler.model import Fingerprinter, InventoryEntry
+from reconciler.state.backend import Lease
 from reconciler.state.pg.database import Database
 from reconciler.state.records import STATUS_COLUMNS, SyncStatus
 
@@ -112,7 +113,7 @@ class PostgresStore:
             conn.execute("DELETE FROM reconciler_status WHERE sync = %s", (sync,))
 
     # -- replicas -------------------------------------------------------------------------
-    def hold(self, sync: str, *, wait: float = 10.0) -> contextlib.AbstractContextManager[None]:
+    def hold(self, sync: str, *, wait: float = 10.0) -> contextlib.AbstractContextManager[Lease]:
         return self.db.hold(sync, wait=wait)
 
     def holders(self, syncs: list[str]) -> dict[str, str]:
