@@ -100,6 +100,30 @@ def test_a_silent_endpoint_ends_at_the_runs_deadline_and_says_so(tmp_path: Path,
         silent.stop()
 
 
+def test_ctrl_c_while_an_apply_retries_a_silent_endpoint_stops_retrying(tmp_path: Path, aws_endpoint: str) -> None:
+    """The stop flag held back writes only: an apply still reading a silent endpoint kept
+    retrying to its 2-minute deadline after Ctrl-C said it was finishing up."""
+    silent = SilentServer()
+    try:
+        ws = Workspace(tmp_path, aws_endpoint)
+        _aws_connection(ws, silent.url, readTimeout=0.5, maxAttempts=20)
+        ws.write_spec("app.yaml", [ws.sync()])
+        ws.set_secrets({"A": "1"})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler.cli", "apply", str(ws.specs), "--state-dir", str(ws.state)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"}, cwd=REPO)
+        time.sleep(2.5)
+        proc.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - started
+    finally:
+        silent.stop()
+    assert proc.returncode == 130, out + err
+    assert took < 5, f"{took:.1f}s after Ctrl-C: one read timeout at most, not the run's deadline"
+    assert "interrupted" in out and "deadline" not in out, out
+
+
 def test_ctrl_c_mid_apply_stops_new_writes_and_records_what_landed(tmp_path: Path, aws_endpoint: str,
                                                                     sm_client: Any) -> None:
     proxy = FaultProxy(aws_endpoint)

@@ -163,7 +163,7 @@ class Reconciler:
                         held.enter_context(self.state.hold(sync.name, wait=self._lock_wait))
                     except ReconcilerError as e:  # the holder's run is the one to record, not this one
                         raise Refused(str(e), retry_after=e.retry_after) from None
-                held.enter_context(deadline.run(sync.reconcile.timeout_seconds))
+                held.enter_context(deadline.run(sync.reconcile.timeout_seconds, stop=self.stop))
                 ctx = self._context(sync)
                 try:
                     body(ctx, out, log)
