@@ -206,3 +206,15 @@ def test_a_200_that_is_not_the_services_answer_is_an_error(tmp_path: Path, aws_e
         assert "not an AWS answer (text/html)" in r.out and "1 created" not in r.out, str(r)
     finally:
         html.stop()
+
+
+def test_syncs_whose_long_names_share_a_prefix_have_their_own_locks(tmp_path: Path) -> None:
+    a, b = "a" * 255 + "x", "a" * 255 + "y"
+    with locks.hold(tmp_path, a), locks.hold(tmp_path, b, wait=0):
+        pass  # two syncs: two locks, held at once
+    with locks.hold(tmp_path, a):
+        try:
+            with locks.hold(tmp_path, a, wait=0.2):
+                raise AssertionError("one sync, one lock")
+        except locks.StateError as e:
+            assert "being reconciled" in str(e)
