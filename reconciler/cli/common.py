@@ -71,6 +71,20 @@ def load_specs(args: argparse.Namespace, *, log_events: bool = True) -> Any:
     return specs
 
 
+def seconds(text: str) -> float:
+    """argparse type for a duration in seconds: float() also takes 'nan' and 'inf', which
+    passed every range check and failed later (trigger: after the run was triggered)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds")
+    return value
+
+
 def select(specs: Any, names: Sequence[str]) -> tuple[list[Any], list[str]]:
     """Syncs to act on, and errors for names that are unknown or invalid."""
     errors: list[str] = []

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from reconciler import __version__
-from reconciler.cli.common import EXIT_ERROR
+from reconciler.cli.common import EXIT_ERROR, seconds
 from reconciler.daemon.listen import DEFAULT_LISTEN
 
 
@@ -99,10 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--replica-name", default=os.environ.get("RECONCILER_REPLICA_NAME"), metavar="NAME",
                    help="this replica's name with --state-url (default: $RECONCILER_REPLICA_NAME or "
                         "reconciler@HOST:PID)")
-    d.add_argument("--lease-seconds", type=float, default=os.environ.get("RECONCILER_LEASE_SECONDS", "30"),
+    d.add_argument("--lease-seconds", type=seconds, default=os.environ.get("RECONCILER_LEASE_SECONDS", "30"),
                    metavar="SECONDS", help="with --state-url: a replica silent this long has its syncs taken "
                                            "over by the others (default: $RECONCILER_LEASE_SECONDS or 30)")
-    d.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="SECONDS",
+    d.add_argument("--shutdown-timeout", type=seconds, default=30.0, metavar="SECONDS",
                    help="on SIGTERM, wait this long for reconciles in progress (default 30)")
     from reconciler.cli.trigger import add_parser as add_trigger
 
