@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -88,6 +89,19 @@ def _is_http_url(value: object) -> bool:
     return bool(parts.hostname)
 
 
+def _type(validator: Any, types: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    """``type``, where YAML's ``.nan`` and ``.inf`` are no number: NaN passes every minimum and
+    maximum (each comparison is false), and reached the HTTP clients as a timeout."""
+    numeric = {"number", "integer"} & set(types if isinstance(types, list) else [types])
+    if numeric and isinstance(instance, float) and not math.isfinite(instance):
+        yield ValidationError("not a finite number")
+        return
+    yield from _TYPE(validator, types, instance, schema)
+
+
+_TYPE = Draft202012Validator.VALIDATORS["type"]
+
+
 @lru_cache(maxsize=1)
 def _validator() -> Any:
     # "$schema" is dropped: jsonschema would switch back to the stock Draft202012Validator
@@ -100,7 +114,7 @@ def _validator() -> Any:
     formats = FormatChecker(formats=())
     formats.checks("aws-tag-text")(_is_tag_text)
     formats.checks("http-url")(_is_http_url)
-    cls = validators.extend(Draft202012Validator, {"pattern": _pattern})
+    cls = validators.extend(Draft202012Validator, {"pattern": _pattern, "type": _type})
     root = _inline(registry.contents(ROOT_URI), registry.resolver(ROOT_URI), ())
     return cls(root, registry=registry, format_checker=formats)
 
@@ -191,6 +205,8 @@ def _message(error: ValidationError, path: Sequence[PathElem], schema: dict[str,
     kind, expected, instance = error.validator, error.validator_value, error.instance
     got = _got(instance, path)
     if kind == "type":
+        if isinstance(instance, float) and not math.isfinite(instance):
+            return f"must be a finite number (got {instance!r})"
         if "x-expected" in schema:
             return f"must be {schema['x-expected']} (got {yaml_type(instance)})"
         names = expected if isinstance(expected, list) else [expected]
@@ -212,6 +228,10 @@ def _message(error: ValidationError, path: Sequence[PathElem], schema: dict[str,
         return f"must be at least {expected}{got}"
     if kind == "maximum":
         return f"must be at most {expected}{got}"
+    if kind == "exclusiveMinimum":
+        return f"must be greater than {expected}{got}"
+    if kind == "exclusiveMaximum":
+        return f"must be less than {expected}{got}"
     if kind == "maxItems":
         return f"must have at most {expected} items (got {len(instance)})"
     if kind == "minItems":
