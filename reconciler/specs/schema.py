@@ -232,6 +232,10 @@ def _message(error: ValidationError, path: Sequence[PathElem], schema: dict[str,
         return f"must be greater than {expected}{got}"
     if kind == "exclusiveMaximum":
         return f"must be less than {expected}{got}"
+    if kind == "uniqueItems" and isinstance(instance, list):
+        texts = [v for v in instance if isinstance(v, str)]
+        twice = next((v for i, v in enumerate(texts) if v in texts[:i]), None)
+        return f"lists {twice!r} twice" if twice is not None else "must not list an item twice"
     if kind == "maxItems":
         return f"must have at most {expected} items (got {len(instance)})"
     if kind == "minItems":
