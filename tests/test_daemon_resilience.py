@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -295,3 +296,42 @@ def test_the_watcher_follows_a_spec_directory_symlink_that_is_swapped(tmp_path: 
 
 async def _record(seen: list[set[str]], paths: set[str]) -> None:
     seen.append(paths)
+
+
+def test_the_watcher_sees_a_spec_directory_that_comes_back(tmp_path: Path) -> None:
+    """Deleted (an unmounted volume), then back: its files were never announced, and the
+    watch stayed on the deleted directory, so later edits went unseen too."""
+    from reconciler.daemon.watcher import Watcher
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "a.yaml").write_text("kind: Connection\n")
+    seen: list[set[str]] = []
+
+    async def main() -> None:
+        w = Watcher(lambda paths: _record(seen, paths), step_ms=20, debounce_ms=50)
+        w.set_targets(specs, [])
+        task = asyncio.create_task(w.run())
+        await asyncio.sleep(0.5)
+        shutil.rmtree(specs)
+        await asyncio.sleep(1.5)
+        seen.clear()
+        specs.mkdir()
+        (specs / "a.yaml").write_text("kind: Connection\n")
+        for _ in range(60):
+            if seen:
+                break
+            await asyncio.sleep(0.05)
+        assert {str(specs)} in seen, seen
+        await asyncio.sleep(0.5)
+        seen.clear()
+        (specs / "b.yaml").write_text("kind: Connection\n")  # watched again
+        for _ in range(60):
+            if seen:
+                break
+            await asyncio.sleep(0.05)
+        w.stop()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(main())
+    assert any(p.endswith("b.yaml") for batch in seen for p in batch), seen

@@ -82,13 +82,19 @@ class Watcher:
 
     async def _follow_link(self) -> None:
         """A spec directory given as a symlink (git-sync's ``--link``, a release's ``current``)
-        that now points elsewhere is a change of every spec: the swap itself changes nothing
-        inside the directory being watched. Said once per new target."""
+        that now points elsewhere, or one that was gone and is back, is a change of every spec:
+        neither shows as an event inside the directory being watched (a new one is not watched
+        yet). Said once per new target, and the watch starts again on it."""
         while not self._stopping:
             await asyncio.sleep(LINK_CHECK_SECONDS)
-            if self._given and (now := _real(self._given)) != self._seen:
+            if not self._given:
+                continue
+            now = _real(self._given) if os.path.isdir(self._given) else ""
+            if now != self._seen:
                 self._seen = now
-                await self._deliver({self._given})
+                if now:
+                    self._restart.set()
+                    await self._deliver({self._given})
 
     async def _watch(self) -> None:
         from watchfiles import awatch
