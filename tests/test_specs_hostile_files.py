@@ -116,3 +116,14 @@ def test_a_value_python_cannot_construct_is_a_located_diagnostic(tmp_path: Path,
     (m,) = [str(d) for d in specs.diagnostics]
     assert m.startswith(f"{tmp_path / 's.yaml'}:3: $: invalid YAML: a value cannot be read as its YAML type"), m
     assert list(specs.connections) == ["d"], "the next document still loads"
+
+
+def test_a_file_name_cannot_repaint_the_terminal_or_forge_a_diagnostic(tmp_path: Path) -> None:
+    """The name was printed raw: an ANSI escape reached the CI log, and a newline in the name
+    made a line of its own that read as another file's diagnostic."""
+    (tmp_path / "evil\x1b[2J\nfake.yaml:1: $: fine.yaml").write_text("kind: Bogus\n")
+    r = run_cli("validate", str(tmp_path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert "\x1b" not in out and "evil\\x1b[2J\\x0afake.yaml:1: $: fine.yaml:1: $.kind: unknown kind" in out, out
+    assert not any(line.startswith("fake.yaml") for line in out.splitlines()), out
