@@ -142,3 +142,14 @@ def test_a_ca_bundle_that_is_missing_or_not_pem_is_a_config_error(ws: Workspace,
     assert r.code == 1, str(r)
     assert f"connection aws: caBundle {os.path.abspath(ws.specs / bundle)} " in r.out, str(r)
     assert why in r.out and not calls.snapshot(), str(r)
+
+
+def test_an_error_quoting_a_spec_path_stays_one_line(ws: Workspace) -> None:
+    """apply printed a run's error raw: a path in a spec could carry an ANSI escape or a newline."""
+    ws.write_spec("connections.yaml", [
+        {"kind": "Connection", "name": "local", "app": "file", "path": "x\x1b[31m\nFAKE: line.yaml"},
+        {"kind": "Connection", "name": "aws", "app": "aws", "endpoint": ws.aws_endpoint, "region": "us-east-1"}])
+    ws.write_spec("app.yaml", [ws.sync()])
+    r = ws.run("apply")
+    assert r.code == 1 and "\x1b" not in r.out and "\\x1b[31m\\x0aFAKE: line.yaml" in r.out, str(r)
+    assert not any(line.startswith("FAKE") for line in r.out.splitlines()), str(r)
