@@ -127,3 +127,10 @@ def test_a_file_name_cannot_repaint_the_terminal_or_forge_a_diagnostic(tmp_path:
     out = r.stdout + r.stderr
     assert "\x1b" not in out and "evil\\x1b[2J\\x0afake.yaml:1: $: fine.yaml:1: $.kind: unknown kind" in out, out
     assert not any(line.startswith("fake.yaml") for line in out.splitlines()), out
+
+
+def test_a_spec_file_with_an_upper_case_suffix_is_not_skipped_silently(tmp_path: Path) -> None:
+    """PAYMENTS.YAML was ignored without a word: its syncs simply did not exist."""
+    (tmp_path / "PAYMENTS.YAML").write_text("kind: Connection\nname: local\napp: file\npath: s.yaml\n")
+    (d,) = [d for d in load(tmp_path).diagnostics if "PAYMENTS" in str(d.file)]
+    assert d.severity == "warning" and "only files ending in .yaml or .yml (lower case)" in d.message, d
