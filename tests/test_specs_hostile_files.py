@@ -134,3 +134,11 @@ def test_a_spec_file_with_an_upper_case_suffix_is_not_skipped_silently(tmp_path:
     (tmp_path / "PAYMENTS.YAML").write_text("kind: Connection\nname: local\napp: file\npath: s.yaml\n")
     (d,) = [d for d in load(tmp_path).diagnostics if "PAYMENTS" in str(d.file)]
     assert d.severity == "warning" and "only files ending in .yaml or .yml (lower case)" in d.message, d
+
+
+def test_a_secrets_file_that_is_a_looping_link_says_so(tmp_path: Path) -> None:
+    """It said "does not exist" while apply said "too many levels of symbolic links"."""
+    (tmp_path / "s.yaml").symlink_to("s.yaml")
+    (tmp_path / "c.yaml").write_text("kind: Connection\nname: local\napp: file\npath: s.yaml\n")
+    (d,) = load(tmp_path).diagnostics
+    assert d.message.endswith("is a broken or looping symbolic link"), d
