@@ -16,6 +16,7 @@ response body or a YAML token, so no value can reach a log, a status or a termin
     │   ├── Transient               retryable
     │   └── Permanent
     ├── DeadlineExceeded            a sync run passed its deadline while retrying (retryable)
+    ├── Interrupted                 a sync run was asked to stop (Ctrl-C) while it would retry
     ├── StateError                  the state store cannot be read or written
     └── WebhookError                a webhook request is refused (unsigned, stale, malformed)
 """
@@ -53,6 +54,10 @@ class DeadlineExceeded(ReconcilerError):
     """A sync run passed its deadline while waiting to retry: the next run tries again."""
 
     retryable = True
+
+
+class Interrupted(ReconcilerError):
+    """The run was asked to stop (Ctrl-C, SIGTERM) and was about to wait and try again."""
 
 
 class StateError(ReconcilerError):

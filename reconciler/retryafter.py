@@ -7,11 +7,19 @@ backs off on its own), never an error: a throttled answer must not become a cras
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 _MILLISECONDS = ("retry-after-ms", "x-ms-retry-after-ms")
+#: a day: longer is a server's mistake (or "inf", which float() reads), and the daemon adds the
+#: wait to now(), which overflows on 1e308
+MAX_SECONDS = 86400.0
+
+
+def _bounded(value: float) -> float | None:
+    return min(MAX_SECONDS, max(0.0, value)) if not math.isnan(value) else None
 
 
 def seconds(headers: Mapping[str, Any] | None, now: Callable[[], float] = time.time) -> float | None:
@@ -23,19 +31,19 @@ def seconds(headers: Mapping[str, Any] | None, now: Callable[[], float] = time.t
         raw = lower.get(name)
         if raw:
             try:
-                return max(0.0, float(raw) / 1000.0)
+                return _bounded(float(raw) / 1000.0)
             except ValueError:
                 pass
     raw = lower.get("retry-after")
     if not raw:
         return None
     try:
-        return max(0.0, float(raw))
+        return _bounded(float(raw))
     except ValueError:
         pass
     from email.utils import parsedate_to_datetime  # here: only a date needs it (it is not cheap)
 
     try:
-        return max(0.0, parsedate_to_datetime(raw).timestamp() - now())
+        return _bounded(parsedate_to_datetime(raw).timestamp() - now())
     except (TypeError, ValueError, IndexError):
         return None

@@ -235,7 +235,7 @@ def test_desired_reports_bad_names_collisions_and_tags(make: Callable[..., Dest]
     specs, problems = d.desired([
         secret("GOOD", C1), secret("bad key", C1), secret("x" * 513, C1),
         secret("DUP", C1), secret("DUP", C2), secret("TAGGED", C1, **{"aws:reserved": "x"}),
-        secret("DB-PASSWD", C3),
+        secret("DB-PASSWD", C3), secret("BANG", C1, **{"bad key!": "v"}), secret("SEMI", C1, team="a;b"),
     ])
     # "-" + 6 chars looks like AWS's ARN suffix but is a valid name addressed by full name:
     # kept and not reported (the engine would turn any message into a failing plan error)
@@ -245,6 +245,9 @@ def test_desired_reports_bad_names_collisions_and_tags(make: Callable[..., Dest]
     assert "must be 1-512 characters" in text
     assert "DUP: source keys DUP, DUP all render to this AWS Secrets Manager name" in text
     assert "source key TAGGED: tag key 'aws:reserved' uses the reserved prefix" in text
+    # AWS refuses these mid-apply (ValidationException); moto does not: caught at plan time
+    assert "source key BANG: tag key 'bad key!' may only contain letters, digits, spaces and _.:/=+-@" in text
+    assert "source key SEMI: tag 'team' has a value that may only contain letters, digits, spaces and " in text
     assert "DB-PASSWD" not in text and aws_rules.ambiguous_suffix("DB-PASSWD")
     assert not find_leaks(problems)
 

@@ -3,6 +3,7 @@ nothing written anywhere (no state directory, no destination call)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,31 @@ def test_an_access_key_id_with_a_line_break_is_a_config_error(ws: Workspace, sm_
     assert r.code == 1, str(r)
     assert "credentials.accessKeyId" in r.out and "HTTP header" in r.out, str(r)
     assert "destination.retry" not in r.err and not calls.snapshot()
+
+
+@pytest.mark.parametrize(("bundle", "why"), [("missing.pem", "does not exist"), ("../secrets.yaml", "no PEM")])
+def test_a_ca_bundle_that_is_missing_or_not_pem_is_a_config_error(ws: Workspace, bundle: str, why: str) -> None:
+    """Each client met it in its own way: an internal error (OSError, SSLError) from Key
+    Vault's and Azure DevOps' clients, a retried 'connection dropped' from others."""
+    ws.write_spec("connections.yaml", [
+        {"kind": "Connection", "name": "local", "app": "file", "path": "../secrets.yaml"},
+        {"kind": "Connection", "name": "aws", "app": "aws", "endpoint": ws.aws_endpoint, "region": "us-east-1",
+         "caBundle": bundle, "credentials": {"method": "access-key", "accessKeyId": {"env": "AWS_ACCESS_KEY_ID"},
+                                             "secretAccessKey": {"env": "AWS_SECRET_ACCESS_KEY"}}}])
+    ws.write_spec("app.yaml", [ws.sync()])
+    calls.reset()
+    r = ws.run("plan")
+    assert r.code == 1, str(r)
+    assert f"connection aws: caBundle {os.path.abspath(ws.specs / bundle)} " in r.out, str(r)
+    assert why in r.out and not calls.snapshot(), str(r)
+
+
+def test_an_error_quoting_a_spec_path_stays_one_line(ws: Workspace) -> None:
+    """apply printed a run's error raw: a path in a spec could carry an ANSI escape or a newline."""
+    ws.write_spec("connections.yaml", [
+        {"kind": "Connection", "name": "local", "app": "file", "path": "x\x1b[31m\nFAKE: line.yaml"},
+        {"kind": "Connection", "name": "aws", "app": "aws", "endpoint": ws.aws_endpoint, "region": "us-east-1"}])
+    ws.write_spec("app.yaml", [ws.sync()])
+    r = ws.run("apply")
+    assert r.code == 1 and "\x1b" not in r.out and "\\x1b[31m\\x0aFAKE: line.yaml" in r.out, str(r)
+    assert not any(line.startswith("FAKE") for line in r.out.splitlines()), str(r)

@@ -187,6 +187,16 @@ def test_status_reads_a_running_daemons_plans(ws: Workspace) -> None:
 def test_status_unknown_sync_and_plain_status_unchanged(ws: Workspace) -> None:
     r = ws.run("status", str(ws.specs), "--sync", "nope")
     assert r.code == 1 and "no sync named 'nope'" in r.err
+    assert r.out == "", "an unknown name selects nothing; it listed every sync (no name left meant all)"
     r = ws.run("status", "--sync", "app")
     assert r.code == 1 and "needs the spec directory" in r.err
     assert ws.run("status").out == "No syncs have run yet.\n"
+
+
+def test_a_sync_named_twice_runs_once(ws: Workspace) -> None:
+    """`--sync app --sync app` (a script joining two lists) applied and counted it twice."""
+    r = ws.run("apply", "--sync", "app", "--sync", "app")
+    assert r.code == 0 and r.out.count("app: 2 created") == 1, str(r)
+    assert "Apply complete: 1 succeeded, 0 failed." in r.out
+    r = ws.run("plan", "--sync", "app", "--sync", "app")
+    assert r.code == 0 and r.out.count("sync app ") == 1, str(r)

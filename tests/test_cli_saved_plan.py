@@ -128,6 +128,8 @@ def test_not_a_plan_file(ws: Workspace, tmp_path: Path) -> None:
     assert r.code == 1 and "not a saved plan" in r.err
     r = ws.run("apply", "--plan", str(tmp_path / "missing.plan"))
     assert r.code == 1 and "cannot read" in r.err
+    r = ws.run("apply", "--plan", "/dev/zero")  # it was read whole: MemoryError, an internal error
+    assert r.code == 1 and "cannot read the plan file (is a character device, not a regular file)" in r.err, str(r)
 
 
 def test_plan_with_errors_writes_no_file(ws: Workspace) -> None:

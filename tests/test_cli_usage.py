@@ -28,6 +28,9 @@ def _run(*argv: str) -> tuple[int, str]:
     ("frobnicate",),
     ("run", "--workers", "many"),
     ("import",),
+    ("trigger", "app", "--timeout", "nan"),  # float() takes it; it failed after the run was triggered
+    ("run", "--shutdown-timeout", "inf"),
+    ("run", "--lease-seconds", "nan"),
 ])
 def test_usage_error_exits_1(argv: tuple[str, ...]) -> None:
     code, err = _run(*argv)

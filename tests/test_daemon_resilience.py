@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -259,3 +260,78 @@ def test_loading_the_catalog_imports_no_http_client() -> None:
     code = ("import sys; from reconciler.sources import catalog; catalog.default(); "
             "import reconciler.specs.loader; assert 'httpx' not in sys.modules, 'httpx'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_watcher_follows_a_spec_directory_symlink_that_is_swapped(tmp_path: Path) -> None:
+    """git-sync (examples/kubernetes) and release-style deploys point a symlink at a new
+    checkout: nothing changes inside the old one, so the swap went unseen until the old
+    checkout was deleted, if ever."""
+    from reconciler.daemon.watcher import Watcher
+
+    (tmp_path / "rev1").mkdir()
+    (tmp_path / "rev2").mkdir()
+    (tmp_path / "rev1" / "a.yaml").write_text("kind: Connection\n")
+    (tmp_path / "rev2" / "a.yaml").write_text("kind: Connection\n")
+    link = tmp_path / "specs"
+    link.symlink_to("rev1")
+    seen: list[set[str]] = []
+
+    async def main() -> None:
+        w = Watcher(lambda paths: _record(seen, paths), step_ms=20, debounce_ms=50)
+        w.set_targets(link, [])
+        task = asyncio.create_task(w.run())
+        await asyncio.sleep(0.5)
+        (tmp_path / "next").symlink_to("rev2")
+        os.replace(tmp_path / "next", link)  # the atomic swap git-sync makes
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.05)
+        w.stop()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(main())
+    assert seen == [{str(link)}], seen
+
+
+async def _record(seen: list[set[str]], paths: set[str]) -> None:
+    seen.append(paths)
+
+
+def test_the_watcher_sees_a_spec_directory_that_comes_back(tmp_path: Path) -> None:
+    """Deleted (an unmounted volume), then back: its files were never announced, and the
+    watch stayed on the deleted directory, so later edits went unseen too."""
+    from reconciler.daemon.watcher import Watcher
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "a.yaml").write_text("kind: Connection\n")
+    seen: list[set[str]] = []
+
+    async def main() -> None:
+        w = Watcher(lambda paths: _record(seen, paths), step_ms=20, debounce_ms=50)
+        w.set_targets(specs, [])
+        task = asyncio.create_task(w.run())
+        await asyncio.sleep(0.5)
+        shutil.rmtree(specs)
+        await asyncio.sleep(1.5)
+        seen.clear()
+        specs.mkdir()
+        (specs / "a.yaml").write_text("kind: Connection\n")
+        for _ in range(60):
+            if seen:
+                break
+            await asyncio.sleep(0.05)
+        assert {str(specs)} in seen, seen
+        await asyncio.sleep(0.5)
+        seen.clear()
+        (specs / "b.yaml").write_text("kind: Connection\n")  # watched again
+        for _ in range(60):
+            if seen:
+                break
+            await asyncio.sleep(0.05)
+        w.stop()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(main())
+    assert any(p.endswith("b.yaml") for batch in seen for p in batch), seen

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,20 @@ def test_unparseable_file_keeps_its_syncs_and_a_broken_connection_is_kept_too(tm
     assert set(r.kept) == {"a", "b"}, "a: its file does not parse; b: its connection is invalid"
     assert r.specs.connections["aws"] == first.specs.connections["aws"]
     assert r.removed == ()
+
+
+def test_a_spec_directory_that_vanishes_keeps_every_sync_running(tmp_path: Path) -> None:
+    """An unmounted volume or a checkout mid-replace is no deletion of every spec: the daemon
+    logged "spec directory does not exist", then stopped reconciling everything."""
+    d = _specdir(tmp_path)
+    first = merge(None, load(d))
+    shutil.rmtree(d)
+    r = merge(first.specs, load(d))
+    assert r.removed == () and set(r.kept) == {"a", "b"}, r
+    assert r.specs.syncs == first.specs.syncs and r.specs.connections == first.specs.connections
+    d.mkdir()
+    (d / "empty.yaml").write_text("")
+    assert merge(first.specs, load(d)).removed == ("a", "b"), "a readable directory without them: removed"
 
 
 def test_never_valid_sync_is_rejected_not_run(tmp_path: Path) -> None:

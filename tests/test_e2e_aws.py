@@ -312,6 +312,27 @@ def test_import_prioritize_destination_on_first_sync(ws: Workspace, sm_client: A
     assert _value(sm_client, "app/BOTH") == C2
 
 
+def test_an_import_never_deletes_or_overwrites_what_it_could_not_read(ws: Workspace, sm_client: Any) -> None:
+    """A binary secret has no text to import: `import --priority destination` left it out of
+    the source, then overwrote one and deleted the other as "not in source"."""
+    sm_client.create_secret(Name="app/BOTH", SecretBinary=b"\xff\x00binary")
+    sm_client.create_secret(Name="app/ONLY_AT_DEST", SecretBinary=b"\x00\x01binary")
+    ws.write_spec("app.yaml", [ws.sync()])
+    ws.set_secrets({"BOTH": C1, "NEW": C2})
+    r = ws.run("import", "app", "--priority", "destination")
+    assert r.code == 1, str(r)
+    for key in ("app/BOTH", "app/ONLY_AT_DEST"):
+        assert f"{key}: value could not be read as text" in r.out, str(r)
+        desc = sm_client.describe_secret(SecretId=key)
+        assert "DeletedDate" not in desc, f"{key} was deleted"
+        assert sm_client.get_secret_value(SecretId=key)["SecretBinary"].endswith(b"binary"), f"{key} was overwritten"
+    assert _value(sm_client, "app/NEW") == C2, "the rest of the sync still runs"
+    r = ws.run("import", "app", "--priority", "source")
+    assert r.code == 1 and "app/ONLY_AT_DEST" in r.out and "DeletedDate" not in sm_client.describe_secret(
+        SecretId="app/ONLY_AT_DEST"), str(r)
+    assert _value(sm_client, "app/BOTH") == C1, "source priority: the source value wins, as asked"
+
+
 def test_import_and_remove_commands(ws: Workspace, sm_client: Any) -> None:
     ws.write_spec("app.yaml", [ws.sync()])
     ws.set_secrets({"A": C1})

@@ -100,6 +100,30 @@ def test_a_silent_endpoint_ends_at_the_runs_deadline_and_says_so(tmp_path: Path,
         silent.stop()
 
 
+def test_ctrl_c_while_an_apply_retries_a_silent_endpoint_stops_retrying(tmp_path: Path, aws_endpoint: str) -> None:
+    """The stop flag held back writes only: an apply still reading a silent endpoint kept
+    retrying to its 2-minute deadline after Ctrl-C said it was finishing up."""
+    silent = SilentServer()
+    try:
+        ws = Workspace(tmp_path, aws_endpoint)
+        _aws_connection(ws, silent.url, readTimeout=0.5, maxAttempts=20)
+        ws.write_spec("app.yaml", [ws.sync()])
+        ws.set_secrets({"A": "1"})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler.cli", "apply", str(ws.specs), "--state-dir", str(ws.state)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"}, cwd=REPO)
+        time.sleep(2.5)
+        proc.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - started
+    finally:
+        silent.stop()
+    assert proc.returncode == 130, out + err
+    assert took < 5, f"{took:.1f}s after Ctrl-C: one read timeout at most, not the run's deadline"
+    assert "interrupted" in out and "deadline" not in out, out
+
+
 def test_ctrl_c_mid_apply_stops_new_writes_and_records_what_landed(tmp_path: Path, aws_endpoint: str,
                                                                     sm_client: Any) -> None:
     proxy = FaultProxy(aws_endpoint)
@@ -182,3 +206,15 @@ def test_a_200_that_is_not_the_services_answer_is_an_error(tmp_path: Path, aws_e
         assert "not an AWS answer (text/html)" in r.out and "1 created" not in r.out, str(r)
     finally:
         html.stop()
+
+
+def test_syncs_whose_long_names_share_a_prefix_have_their_own_locks(tmp_path: Path) -> None:
+    a, b = "a" * 255 + "x", "a" * 255 + "y"
+    with locks.hold(tmp_path, a), locks.hold(tmp_path, b, wait=0):
+        pass  # two syncs: two locks, held at once
+    with locks.hold(tmp_path, a):
+        try:
+            with locks.hold(tmp_path, a, wait=0.2):
+                raise AssertionError("one sync, one lock")
+        except locks.StateError as e:
+            assert "being reconciled" in str(e)

@@ -116,3 +116,29 @@ def test_a_value_python_cannot_construct_is_a_located_diagnostic(tmp_path: Path,
     (m,) = [str(d) for d in specs.diagnostics]
     assert m.startswith(f"{tmp_path / 's.yaml'}:3: $: invalid YAML: a value cannot be read as its YAML type"), m
     assert list(specs.connections) == ["d"], "the next document still loads"
+
+
+def test_a_file_name_cannot_repaint_the_terminal_or_forge_a_diagnostic(tmp_path: Path) -> None:
+    """The name was printed raw: an ANSI escape reached the CI log, and a newline in the name
+    made a line of its own that read as another file's diagnostic."""
+    (tmp_path / "evil\x1b[2J\nfake.yaml:1: $: fine.yaml").write_text("kind: Bogus\n")
+    r = run_cli("validate", str(tmp_path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert "\x1b" not in out and "evil\\x1b[2J\\x0afake.yaml:1: $: fine.yaml:1: $.kind: unknown kind" in out, out
+    assert not any(line.startswith("fake.yaml") for line in out.splitlines()), out
+
+
+def test_a_spec_file_with_an_upper_case_suffix_is_not_skipped_silently(tmp_path: Path) -> None:
+    """PAYMENTS.YAML was ignored without a word: its syncs simply did not exist."""
+    (tmp_path / "PAYMENTS.YAML").write_text("kind: Connection\nname: local\napp: file\npath: s.yaml\n")
+    (d,) = [d for d in load(tmp_path).diagnostics if "PAYMENTS" in str(d.file)]
+    assert d.severity == "warning" and "only files ending in .yaml or .yml (lower case)" in d.message, d
+
+
+def test_a_secrets_file_that_is_a_looping_link_says_so(tmp_path: Path) -> None:
+    """It said "does not exist" while apply said "too many levels of symbolic links"."""
+    (tmp_path / "s.yaml").symlink_to("s.yaml")
+    (tmp_path / "c.yaml").write_text("kind: Connection\nname: local\napp: file\npath: s.yaml\n")
+    (d,) = load(tmp_path).diagnostics
+    assert d.message.endswith("is a broken or looping symbolic link"), d

@@ -219,6 +219,10 @@ CASES: list[tuple[str, dict[str, str], list[tuple[str, int, str, str]]]] = [
       ("s.yaml", 16, "$.reconcile.maxDeletes", "must be a non-negative integer or a percentage")]),
     ("reconcile-zero-interval", {"s.yaml": WINDMILL + "reconcile: {interval: 0s}\n"},
      [("s.yaml", 12, "$.reconcile.interval", "interval must be at least 1s")]),
+    # the daemon added it to now() and died at start with OverflowError, every other sync with it
+    ("reconcile-endless-interval", {"s.yaml": WINDMILL + "reconcile: {interval: 999999999d, timeout: 400d}\n"},
+     [("s.yaml", 12, "$.reconcile.interval", "interval must be at most 365d"),
+      ("s.yaml", 12, "$.reconcile.timeout", "timeout must be at most 365d")]),
     ("ambiguous-source", {"k.yaml": """
         kind: Connection
         name: kms

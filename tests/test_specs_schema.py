@@ -287,3 +287,21 @@ def test_ordinary_urls_still_validate(url: str, tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text(f'kind: Connection\nname: wm\napp: windmill\ninstanceUrl: "{url}"\n'
                                      "credentials: {method: token, token: {env: T}}\n")
     assert load(tmp_path).diagnostics == ()
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (".nan", "must be a finite number (got nan)"),  # NaN passed every bound: it validated
+    (".inf", "must be a finite number (got inf)"),
+    ("0", "must be greater than 0 (got 0)"),  # was "is invalid (exclusiveMinimum)"
+])
+def test_numbers_are_finite_and_bounds_say_which(value: str, message: str, tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(f"kind: Connection\nname: a\napp: aws\nreadTimeout: {value}\n")
+    found = load(tmp_path).diagnostics  # .inf is also over the maximum: said as well
+    assert (4, "$.readTimeout", message) in [(d.line, d.path, d.message) for d in found], found
+
+
+def test_a_list_item_given_twice_is_named(tmp_path: Path) -> None:
+    """It was "is invalid (uniqueItems)"."""
+    (tmp_path / "n.yaml").write_text("kind: Notifier\nname: n\nurl: {env: X}\nevents: [sync-failed, sync-failed]\n")
+    (d,) = load(tmp_path).diagnostics
+    assert (d.line, d.path, d.message) == (4, "$.events", "lists 'sync-failed' twice"), d

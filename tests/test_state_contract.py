@@ -208,3 +208,13 @@ def test_holders_name_the_replica_running_a_sync(open_state: Open, location: Sta
         else:
             assert other.holders(["app", "other"]) == {"app": st.db.name}  # type: ignore[attr-defined]
     assert other.holders(["app"]) == {}
+
+
+def test_the_longest_sync_name_the_schema_allows_can_be_locked(location: StateLocation) -> None:
+    """A 256-character slug validated, planned, and failed every apply: its lock file name
+    was longer than a file name may be (ENAMETOOLONG)."""
+    st = location.open()
+    for name in ("a" * 256, "a" * 255 + "b"):
+        with st.hold(name, wait=1):
+            pass
+    st.close()

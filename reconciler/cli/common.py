@@ -71,13 +71,14 @@ def load_specs(args: argparse.Namespace, *, log_events: bool = True) -> Any:
     return specs
 
 
+
 def select(specs: Any, names: Sequence[str]) -> tuple[list[Any], list[str]]:
     """Syncs to act on, and errors for names that are unknown or invalid."""
     errors: list[str] = []
     if not names:
         return [specs.syncs[n] for n in sorted(specs.syncs)], errors
     chosen = []
-    for n in names:
+    for n in dict.fromkeys(names):  # a name given twice is one sync, run once
         if n in specs.syncs:
             chosen.append(specs.syncs[n])
         elif n in specs.invalid_syncs:

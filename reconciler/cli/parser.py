@@ -15,6 +15,20 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXIT_INTERRUPTED = 130
 
 
+def seconds(text: str) -> float:
+    """argparse type for a duration in seconds: float() also takes 'nan' and 'inf', which
+    passed every range check and failed later (trigger: after the run was triggered)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse exits 2 on a usage error, which is "changes pending" under --detailed-exitcode."""
 
@@ -146,10 +160,10 @@ def _run(sub: Any, name: str, common: argparse.ArgumentParser) -> None:
     d.add_argument("--replica-name", default=os.environ.get("RECONCILER_REPLICA_NAME"), metavar="NAME",
                    help="this replica's name with --state-url (default: $RECONCILER_REPLICA_NAME or "
                         "reconciler@HOST:PID)")
-    d.add_argument("--lease-seconds", type=float, default=os.environ.get("RECONCILER_LEASE_SECONDS", "30"),
+    d.add_argument("--lease-seconds", type=seconds, default=os.environ.get("RECONCILER_LEASE_SECONDS", "30"),
                    metavar="SECONDS", help="with --state-url: a replica silent this long has its syncs taken "
                                            "over by the others (default: $RECONCILER_LEASE_SECONDS or 30)")
-    d.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="SECONDS",
+    d.add_argument("--shutdown-timeout", type=seconds, default=30.0, metavar="SECONDS",
                    help="on SIGTERM, wait this long for reconciles in progress (default 30)")
 
 

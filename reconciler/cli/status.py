@@ -18,10 +18,13 @@ def status_of_specs(args: argparse.Namespace) -> int:
     unknown = [n for n in args.sync if n not in specs.syncs and n not in specs.invalid_syncs]
     for n in unknown:
         print(f"error: no sync named {n!r} in {specs.root}", file=sys.stderr)
+    known = [n for n in args.sync if n not in unknown]
+    if args.sync and not known:  # no name left must not mean "every sync"
+        return EXIT_ERROR
     location = state_location(args)
     state = location.open(readonly=True)
     try:
-        rows = overview.rows(specs, state, read_live(location.directory), [n for n in args.sync if n not in unknown])
+        rows = overview.rows(specs, state, read_live(location.directory), known)
     finally:
         state.close()
     if args.sync and not rows:

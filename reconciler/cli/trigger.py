@@ -16,6 +16,7 @@ import time
 import urllib.parse
 from typing import Any
 
+from reconciler.cli.parser import seconds
 from reconciler.daemon.listen import DEFAULT_LISTEN, parse_listen
 from reconciler.errors import ConfigError
 
@@ -35,7 +36,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, help_: str) -> None:
     t.add_argument("name", help="the SecretSync to reconcile")
     t.add_argument("--listen", default=os.environ.get("RECONCILER_LISTEN", DEFAULT_LISTEN), metavar="HOST:PORT",
                    help=f"the daemon's --listen address (default: $RECONCILER_LISTEN or {DEFAULT_LISTEN})")
-    t.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
+    t.add_argument("--timeout", type=seconds, default=300.0, metavar="SECONDS",
                    help="how long to wait for the run's result (default 300)")
 
 

@@ -2,7 +2,8 @@
 
 A sync whose document turns invalid keeps running as it last validated; so does every sync
 of a file that no longer parses at all (its names are unknown, but it was not deleted). Only
-a sync whose document is gone from a readable directory counts as removed.
+a sync whose document is gone from a readable directory counts as removed (a spec root that
+vanished, or a directory that cannot be listed, keeps its syncs).
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ def _same_file(a: Path, b: Path) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
+def _within(file: Path, directory: Path) -> bool:
+    """``file`` is below ``directory`` (by path: either may no longer exist)."""
+    d = os.path.realpath(directory)
+    return os.path.realpath(file).startswith(d.rstrip(os.sep) + os.sep)
+
+
 def merge(current: SpecSet | None, loaded: SpecSet) -> Reload:
     """The set to run: ``loaded``'s valid syncs, plus the last valid version of syncs that
     are now invalid (with the connections they need, if those turned invalid too)."""
@@ -65,6 +72,9 @@ def merge(current: SpecSet | None, loaded: SpecSet) -> Reload:
                                 if d.severity == "error" and _same_file(d.file, old.location.file))
             if file_errors and old.location.file.exists():
                 why = file_errors
+        if why is None:  # its directory (or the spec root) could not be read: not a deletion
+            why = tuple(d for d in loaded.diagnostics
+                        if d.severity == "error" and d.line == 0 and _within(old.location.file, d.file)) or None
         if why is None:
             removed.append(name)
             continue

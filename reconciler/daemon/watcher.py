@@ -14,6 +14,8 @@ from reconciler.logging import get_logger
 
 OnChanges = Callable[[set[str]], Awaitable[None]]
 SPEC_SUFFIXES = (".yaml", ".yml")
+#: how often a spec directory given as a symlink is checked for a new target
+LINK_CHECK_SECONDS = 1.0
 
 
 def _real(p: str | Path) -> str:
@@ -25,6 +27,8 @@ class Watcher:
         self._on_changes = on_changes
         self._step, self._debounce = step_ms, debounce_ms
         self._spec_dir = ""
+        #: the spec directory as given, and where it led when last seen (a symlink may move)
+        self._given, self._seen = "", ""
         self._sources: frozenset[str] = frozenset()
         self._roots: tuple[str, ...] = ()
         self._restart = asyncio.Event()
@@ -35,7 +39,8 @@ class Watcher:
     # -- what to watch ----------------------------------------------------------------------
     def set_targets(self, spec_dir: Path, source_files: Iterable[Path]) -> None:
         """Watch these; restarts the underlying watch only when its directories change."""
-        self._spec_dir = _real(spec_dir)
+        self._spec_dir = self._seen = _real(spec_dir)
+        self._given = str(spec_dir)
         self._sources = frozenset(_real(p) for p in source_files)
         roots = {self._spec_dir}
         for f in self._sources:
@@ -67,6 +72,31 @@ class Watcher:
         self._restart.set()
 
     async def run(self) -> None:
+        follow = asyncio.create_task(self._follow_link())
+        try:
+            await self._watch()
+        finally:
+            follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follow
+
+    async def _follow_link(self) -> None:
+        """A spec directory given as a symlink (git-sync's ``--link``, a release's ``current``)
+        that now points elsewhere, or one that was gone and is back, is a change of every spec:
+        neither shows as an event inside the directory being watched (a new one is not watched
+        yet). Said once per new target, and the watch starts again on it."""
+        while not self._stopping:
+            await asyncio.sleep(LINK_CHECK_SECONDS)
+            if not self._given:
+                continue
+            now = _real(self._given) if os.path.isdir(self._given) else ""
+            if now != self._seen:
+                self._seen = now
+                if now:
+                    self._restart.set()
+                    await self._deliver({self._given})
+
+    async def _watch(self) -> None:
         from watchfiles import awatch
 
         while not self._stopping:

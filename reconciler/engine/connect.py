@@ -25,8 +25,25 @@ def connection_info(conn: Connection) -> ConnectionInfo:
                 raise ConfigError(f"connection {conn.name}: credentials.{field}: {e}") from None
         else:
             creds[field] = raw
+    ca = conn.settings.get("caBundle")
+    if ca:
+        _check_ca_bundle(conn.name, str(ca))
     return ConnectionInfo(name=conn.name, app=conn.app, settings=conn.settings, method=conn.method,
                           credentials=creds, path=conn.path)
+
+
+def _check_ca_bundle(connection: str, path: str) -> None:
+    """Once for every client: each met a missing or non-PEM bundle its own way (an internal
+    OSError or SSLError, a retried "connection dropped", or not at all until TLS)."""
+    import ssl
+
+    from reconciler.oserror import os_reason
+
+    try:
+        ssl.create_default_context(cafile=path)
+    except OSError as e:
+        why = "holds no PEM certificates" if isinstance(e, ssl.SSLError) else os_reason(e)
+        raise ConfigError(f"connection {connection}: caBundle {path} cannot be used: {why}") from None
 
 
 def open_source(conn: Connection, sources: SourceCatalog | None = None) -> Source:

@@ -167,7 +167,7 @@ class Reconciler:
                         lease = held.enter_context(self.state.hold(sync.name, wait=self._lock_wait))
                     except ReconcilerError as e:  # the holder's run is the one to record, not this one
                         raise Refused(str(e), retry_after=e.retry_after) from None
-                held.enter_context(deadline.run(sync.reconcile.timeout_seconds))
+                held.enter_context(deadline.run(sync.reconcile.timeout_seconds, stop=self.stop))
                 ctx = self._context(sync)
                 ctx.lease = lease
                 try:

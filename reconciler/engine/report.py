@@ -6,6 +6,7 @@ from __future__ import annotations
 from reconciler.changes import Action
 from reconciler.destinations.contract import NOT_STARTED
 from reconciler.engine.outcome import Outcome, failures, not_started
+from reconciler.printable import one_line
 
 
 def summary(out: Outcome) -> str:
@@ -29,7 +30,12 @@ def summary(out: Outcome) -> str:
 
 
 def lines(out: Outcome) -> list[str]:
-    """The summary line of one sync, then one ``  ! ...`` line per failed change or issue."""
+    """The summary line of one sync, then one ``  ! ...`` line per failed change or issue
+    (each one line: an error may quote a path from a spec)."""
+    return [one_line(line) for line in _lines(out)]
+
+
+def _lines(out: Outcome) -> list[str]:
     if out.error:
         return [f"{out.sync}: failed: {out.error}"]
     line = f"{out.sync}: {summary(out)}"

@@ -29,9 +29,12 @@ from reconciler.model import Fingerprinter, SecretValue
 from reconciler.planning.canonical import canonical, digest, dumps
 from reconciler.specs.digest import spec_digest
 from reconciler.specs.model import SecretSync, SpecSet
+from reconciler.yamlsafe import InputError, read_regular
 
 FORMAT: Final = "reconciler-plan"
 FORMAT_VERSION: Final = "1"
+#: far above any real plan (keys and fingerprints only), far below what fits in memory
+MAX_PLAN_BYTES: Final = 256 << 20
 #: domain separation: the MAC can never equal a value's fingerprint under the same key
 _MAC_DOMAIN: Final = "reconciler saved plan v1\n"
 _AGAIN: Final = "nothing was applied; run `reconciler plan --out` again and review the new plan"
@@ -84,10 +87,12 @@ def write(path: Path, data: Mapping[str, Any]) -> None:
 
 def read(path: Path, fp: Fingerprinter) -> dict[str, Any]:
     """The saved plan, once its MAC checks out under this state's key."""
+    try:  # a regular file of bounded size: `--plan /dev/zero` ran out of memory
+        raw = read_regular(path, MAX_PLAN_BYTES)
+    except InputError as e:
+        raise PlanFileError(f"{path}: cannot read the plan file ({str(e).removeprefix('cannot be read: ')})") from None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise PlanFileError(f"{path}: cannot read the plan file ({e.strerror})") from None
+        data = json.loads(raw.decode("utf-8"))
     except ValueError:
         raise PlanFileError(f"{path}: not a saved plan (not JSON)") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from reconciler.changes import Action, Change, Plan, PlanIssue
+from reconciler.printable import one_line
 
 FORMAT_VERSION: Final = "1"
 UNOWNED_LABEL: Final = "[not created by reconciler]"
@@ -44,12 +45,8 @@ class PlanError:
     target: str = ""
 
 
-def _safe(text: str) -> str:
-    """Escape control characters (ANSI escapes, newlines) so one line stays one line."""
-    return "".join(
-        c if c.isprintable() or c == " " else (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
-        for c in text
-    )
+#: escape control characters (ANSI escapes, newlines) so one line stays one line
+_safe = one_line
 
 
 class _Style:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from reconciler.changes import Change, Plan, PlanBasis, PlanIssue
 from reconciler.destinations import naming
@@ -89,15 +90,27 @@ def plan_sync(
     is rendered from the merged source.
     """
     import_changes: tuple[Change, ...] = ()
+    unread: list[str] = []
     if import_priority is not None:
         in_scope_values = {k: v for k, v in values.items() if in_scope(k, options)}
         importable = naming.import_keys(desc, view, in_scope_values, rendered)
         import_changes, merged = plan_import({s.key: s for s in secrets}, importable, fingerprint, import_priority)
         rendered = naming.render(desc, view, list(merged.values()), fingerprint)
         options = dataclasses.replace(options, source_empty=not merged)
-    protected = frozenset(k for k, _ in rendered.problems if k is not None)
+        # every in-scope value was read for the import: one missing has no text (a binary
+        # secret) or vanished meanwhile. It was not imported, so it is neither deleted as
+        # "not in source" nor, when the destination was to win, overwritten.
+        unread = sorted(k for k, e in observed.items()
+                        if e.lifecycle is Lifecycle.ACTIVE and in_scope(k, options) and k not in values)
+        if unread and import_priority.removeprefix("import-prioritize-") == "destination":
+            kept = {k: e for k, e in rendered.entries.items() if k not in unread}
+            rendered = dataclasses.replace(rendered, entries=MappingProxyType(kept))
+    protected = frozenset({*(k for k, _ in rendered.problems if k is not None), *unread})
     result = plan(rendered.entries, observed, inventory, options, protected=protected)
-    issues = (*(PlanIssue(m) for _, m in rendered.problems), *result.issues, *_orphans(inventory, options))
+    issues = (*(PlanIssue(m) for _, m in rendered.problems),
+              *(PlanIssue("value could not be read as text (a binary secret?), so it was not imported; "
+                          "left as it is", key=k) for k in unread),
+              *result.issues, *_orphans(inventory, options))
     return SyncPlan(dataclasses.replace(result, changes=import_changes + result.changes, issues=issues,
                                         target=desc.describe(view), basis=basis(observed, rendered, options)),
                     rendered)

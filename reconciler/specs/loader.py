@@ -206,7 +206,8 @@ def _connection(doc: Document) -> tuple[Connection, list[Diagnostic]]:
     if setting is not None:
         path = Path(credentials.absolute(data[setting], base))
         if not path.is_file():
-            what = "is not a regular file" if path.exists() else "does not exist"
+            what = ("is not a regular file" if path.exists() else
+                    "is a broken or looping symbolic link" if path.is_symlink() else "does not exist")
             found.append(doc.diagnostic((setting,), f"secrets file {path} {what}", "warning"))
     conn = Connection(
         name=data["name"],

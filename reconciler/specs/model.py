@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from reconciler.destinations.catalog import SyncView
 from reconciler.model import Folder
+from reconciler.printable import one_line
 
 InitialSyncBehavior = Literal[
     "overwrite-destination", "import-prioritize-source", "import-prioritize-destination"
@@ -37,8 +38,8 @@ class Diagnostic:
     message: str
     severity: str = "error"  # error | warning
 
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.path}: {self.message}"
+    def __str__(self) -> str:  # escaped: a file name from a pull request must not forge lines
+        return one_line(f"{self.file}:{self.line}: {self.path}: {self.message}")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from reconciler.specs.model import Diagnostic
 from reconciler.specs.yamlload import Document
 
 MIN_INTERVAL: Final = 1.0
+#: a year: ample for any schedule, and far from what datetime arithmetic overflows on
+MAX_INTERVAL: Final = 365 * 86400.0
 IMPORTS: Final = ("import-prioritize-source", "import-prioritize-destination")
 
 
@@ -182,9 +184,11 @@ def _reconcile(doc: Document) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for field in ("interval", "retryInterval", "timeout"):
         try:
-            too_short = values.parse_duration(rec[field]) < MIN_INTERVAL
+            seconds = values.parse_duration(rec[field])
         except (KeyError, ValueError):
             continue  # absent, or malformed (the schema says so)
-        if too_short:
+        if seconds < MIN_INTERVAL:
             out.append(doc.diagnostic(("reconcile", field), f"{field} must be at least 1s"))
+        elif seconds > MAX_INTERVAL:
+            out.append(doc.diagnostic(("reconcile", field), f"{field} must be at most 365d"))
     return out

@@ -10,6 +10,7 @@ credential someone pasted literally. Values are shown only when short, scalar an
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -88,6 +89,20 @@ def _is_http_url(value: object) -> bool:
     return bool(parts.hostname)
 
 
+def _type(validator: Any, types: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    """``type``, where YAML's ``.nan`` and ``.inf`` are no number: NaN passes every minimum and
+    maximum (each comparison is false), and reached the HTTP clients as a timeout."""
+    numeric = {"number", "integer"} & set(types if isinstance(types, list) else [types])
+    if numeric and isinstance(instance, float) and not math.isfinite(instance):
+        from jsonschema import ValidationError
+
+        yield ValidationError("not a finite number")
+        return
+    from jsonschema import Draft202012Validator
+
+    yield from Draft202012Validator.VALIDATORS["type"](validator, types, instance, schema)
+
+
 @lru_cache(maxsize=1)
 def _validator() -> Any:
     from jsonschema import Draft202012Validator, FormatChecker, validators
@@ -103,7 +118,7 @@ def _validator() -> Any:
     formats = FormatChecker(formats=())
     formats.checks("aws-tag-text")(_is_tag_text)
     formats.checks("http-url")(_is_http_url)
-    cls = validators.extend(Draft202012Validator, {"pattern": _pattern})
+    cls = validators.extend(Draft202012Validator, {"pattern": _pattern, "type": _type})
     root = _inline(documents[ROOT_URI.removeprefix(BASE_URI)], ROOT_URI.removeprefix(BASE_URI), documents, (), {})
     return cls(root, registry=registry, format_checker=formats)
 
@@ -215,6 +230,8 @@ def _message(error: ValidationError, path: Sequence[PathElem], schema: dict[str,
     kind, expected, instance = error.validator, error.validator_value, error.instance
     got = _got(instance, path)
     if kind == "type":
+        if isinstance(instance, float) and not math.isfinite(instance):
+            return f"must be a finite number (got {instance!r})"
         if "x-expected" in schema:
             return f"must be {schema['x-expected']} (got {yaml_type(instance)})"
         names = expected if isinstance(expected, list) else [expected]
@@ -236,6 +253,14 @@ def _message(error: ValidationError, path: Sequence[PathElem], schema: dict[str,
         return f"must be at least {expected}{got}"
     if kind == "maximum":
         return f"must be at most {expected}{got}"
+    if kind == "exclusiveMinimum":
+        return f"must be greater than {expected}{got}"
+    if kind == "exclusiveMaximum":
+        return f"must be less than {expected}{got}"
+    if kind == "uniqueItems" and isinstance(instance, list):
+        texts = [v for v in instance if isinstance(v, str)]
+        twice = next((v for i, v in enumerate(texts) if v in texts[:i]), None)
+        return f"lists {twice!r} twice" if twice is not None else "must not list an item twice"
     if kind == "maxItems":
         return f"must have at most {expected} items (got {len(instance)})"
     if kind == "minItems":

@@ -312,6 +312,10 @@ def spec_files(directory: Path, problems: list[Diagnostic] | None = None) -> lis
         for name in sorted(files):
             if not name.startswith(".") and name.endswith(SUFFIXES):
                 found.append(Path(root) / name)
+            elif not name.startswith(".") and name.lower().endswith(SUFFIXES) and problems is not None:
+                problems.append(Diagnostic(Path(root) / name, 0, "$", "skipped: only files ending in .yaml or "
+                                           ".yml (lower case) are specs; rename it to have it read",
+                                           severity="warning"))
     return sorted(found)
 
 

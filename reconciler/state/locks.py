@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import time
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ def hold(state_dir: Path, sync: str, *, wait: float = 10.0) -> Iterator[None]:
     locks = state_dir / "locks"
     try:
         locks.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(locks / f"{sync}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(locks / _file_name(sync), os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as e:
         raise StateError(f"cannot create the lock for sync {sync} under {locks}: "
                          f"{e.strerror or type(e).__name__}") from None
@@ -50,6 +51,15 @@ def hold(state_dir: Path, sync: str, *, wait: float = 10.0) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _file_name(sync: str) -> str:
+    """``<sync>.lock``; a name longer than a file name may be (a slug may have 256 characters)
+    keeps a readable prefix and a digest of the whole name, so two long names never share one."""
+    name = f"{sync}.lock"
+    if len(name.encode()) <= 255:
+        return name
+    return f"{sync[:180]}-{hashlib.sha256(sync.encode()).hexdigest()[:32]}.lock"
 
 
 def _holder(fd: int) -> str:

@@ -7,6 +7,7 @@ Kept free of boto3: specs, planner and their tests use these without loading the
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from typing import Any, Final
@@ -58,9 +59,22 @@ def tag_problems(tags: Mapping[str, str]) -> list[str]:
             problems.append(f"tag key {k!r} must be 1-128 characters")
         elif k.lower().startswith(RESERVED_TAG_PREFIX):
             problems.append(f"tag key {k!r} uses the reserved prefix 'aws:'")
+        elif not _tag_text(k):
+            problems.append(f"tag key {k!r} may only contain {_TAG_CHARSET}")
         if len(v) > 256:
             problems.append(f"tag {k!r} has a value longer than 256 characters")
+        elif not _tag_text(v):  # the value is not shown: it may come from a secret's metadata
+            problems.append(f"tag {k!r} has a value that may only contain {_TAG_CHARSET}")
     return problems
+
+
+_TAG_EXTRA: Final = frozenset("_.:/=+-@")
+_TAG_CHARSET: Final = "letters, digits, spaces and _.:/=+-@"
+
+
+def _tag_text(text: str) -> bool:
+    """AWS's tag charset ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*`` (Python's ``re`` has no ``\\p``)."""
+    return all(c in _TAG_EXTRA or unicodedata.category(c)[0] in "LZN" for c in text)
 
 
 def usable_filter_prefix(prefix: str | None) -> str | None:
