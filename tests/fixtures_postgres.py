@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,3 +59,13 @@ def pg_state(pg_cluster: Cluster, tmp_path: Path) -> PgState:
     key.write_bytes(os.urandom(32))
     key.chmod(0o600)
     return PgState(pg_cluster, db, pg_cluster.app_url(db, password), key, password)
+
+
+@pytest.fixture
+def pg_db(pg_state: PgState, tmp_path: Path) -> Iterator[Any]:
+    """The state database of ``pg_state``, opened as a replica opens it (a small pool)."""
+    from reconciler.state.location import StateLocation
+
+    d = StateLocation(tmp_path, pg_state.url, pg_state.key_file).database(pool_size=4)
+    yield d
+    d.close()

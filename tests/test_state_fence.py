@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,8 @@ from tests.support.postgres import APP_USER
 
 
 @pytest.fixture
-def db(pg_state: PgState, tmp_path: Path) -> Iterator[Any]:
-    d = StateLocation(tmp_path, pg_state.url, pg_state.key_file).database(pool_size=2)
-    yield d
-    d.close()
+def db(pg_db: Any) -> Any:
+    return pg_db
 
 
 def test_the_fence_is_bounded_by_the_sessions_keepalives(db: Any) -> None:

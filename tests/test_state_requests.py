@@ -5,22 +5,16 @@ claimed by a replica that died is claimable again, and finished rows are collect
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconciler.state.location import StateLocation
 from reconciler.state.pg import members, requests
-from tests.fixtures_postgres import PgState
 
 
 @pytest.fixture
-def db(pg_state: PgState, tmp_path: Path) -> Iterator[Any]:
-    d = StateLocation(tmp_path, pg_state.url, pg_state.key_file).database(pool_size=4)
-    yield d
-    d.close()
+def db(pg_db: Any) -> Any:
+    return pg_db
 
 
 def test_duplicate_requests_for_one_sync_coalesce(db: Any) -> None:
