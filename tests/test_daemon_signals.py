@@ -157,4 +157,5 @@ def test_a_stop_timeout_halts_new_writes_instead_of_abandoning_them(
     assert set(_recorded(ws)) == applied, "every write that landed is in the inventory"
     (failed,) = d.events("sync.failed")
     assert failed["message"].endswith("changes not started: the apply was interrupted"), failed
+    assert not d.events("daemon.ready"), "a first reconcile that ends in the stop does not make it ready"
     assert find_leaks(d.lines) == []

@@ -385,7 +385,8 @@ class Daemon:
     def _check_ready(self, done: str | None = None) -> None:
         if self._initial is not None and done is not None:
             self._initial.discard(done)
-        if not self.ready and self._initial is not None and not self._initial:
+        stopping = self._stop is not None and self._stop.is_set()  # then "ready" would be news from the past
+        if not self.ready and not stopping and self._initial is not None and not self._initial:
             self.ready = True
             self.metrics.ready.set(1)
             self.log.info("daemon.ready", syncs=len(self.specs.syncs) if self.specs else 0)
