@@ -153,3 +153,5 @@ def test_an_error_quoting_a_spec_path_stays_one_line(ws: Workspace) -> None:
     r = ws.run("apply")
     assert r.code == 1 and "\x1b" not in r.out and "\\x1b[31m\\x0aFAKE: line.yaml" in r.out, str(r)
     assert not any(line.startswith("FAKE") for line in r.out.splitlines()), str(r)
+    for status in (ws.run("status"), ws.run("status", str(ws.specs))):  # the stored message, shown again
+        assert "\x1b" not in status.out and "\\x1b[31m" in status.out, str(status)

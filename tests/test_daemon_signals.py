@@ -1,5 +1,5 @@
 """`reconciler run` as a real process: SIGHUP reloads, SIGTERM during an apply loses nothing
-(even when the stop timeout abandons the apply) and the next start converges."""
+(when the stop timeout runs out, the apply starts no new write) and the next start converges."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def test_sigterm_during_apply_loses_nothing_and_the_next_start_converges(
     assert len(_recorded(ws)) == N + 1, "every write the apply made is in the inventory"
     assert find_leaks(d.lines) == []
 
-    # 2. impatient: a 0.1 s stop timeout abandons the apply mid-way; still exit 0
+    # 2. impatient: a 0.1 s stop timeout halts the apply mid-way (no new write); still exit 0
     ws.set_secrets(_secrets("v2"))
     d = Proc(ws, "--shutdown-timeout", "0.1")
     d.wait_for("change.applied")
@@ -131,3 +131,31 @@ def test_sigterm_during_apply_loses_nothing_and_the_next_start_converges(
     plan = ws.run("plan", "--detailed-exitcode")
     assert plan.code == 0, str(plan)
     assert find_leaks(d.lines) == [] and ws.leaks() == []
+
+
+def test_a_stop_timeout_halts_new_writes_instead_of_abandoning_them(
+        setup: tuple[Workspace, FaultProxy], sm_client: Any) -> None:
+    """When --shutdown-timeout ran out, the apply was abandoned mid-flight and the process
+    ended with os._exit: a write on the wire then was never recorded. Now the run is told to
+    start no new write, the ones in flight finish and are recorded, and nothing is abandoned."""
+    ws, proxy = setup
+    ws.write_spec("connections.yaml", [
+        {"kind": "Connection", "name": "local", "app": "file", "path": "../secrets.yaml"},
+        {"kind": "Connection", "name": "aws", "app": "aws", "endpoint": ws.aws_endpoint, "region": "us-east-1",
+         "maxConcurrency": 2,
+         "credentials": {"method": "access-key", "accessKeyId": {"env": "AWS_ACCESS_KEY_ID"},
+                         "secretAccessKey": {"env": "AWS_SECRET_ACCESS_KEY"}}}])
+    ws.set_secrets(_secrets("v1"))
+    proxy.delay = 0.05
+    d = Proc(ws, "--shutdown-timeout", "0.3")
+    d.wait_for("change.applied")
+    assert d.stop() == 0, "".join(d.lines)
+    (stopped,) = d.events("daemon.stopped")
+    assert stopped["abandoned"] == [], "".join(d.lines)
+    applied = {e["key"] for e in d.events("change.applied")}
+    assert 0 < len(applied) < N + 1, "halted part-way"
+    assert set(_recorded(ws)) == applied, "every write that landed is in the inventory"
+    (failed,) = d.events("sync.failed")
+    assert failed["message"].endswith("changes not started: the apply was interrupted"), failed
+    assert not d.events("daemon.ready"), "a first reconcile that ends in the stop does not make it ready"
+    assert find_leaks(d.lines) == []

@@ -160,3 +160,27 @@ def test_cli_import_says_where_and_the_next_plan_is_empty(tmp_path: Path, aws_en
     assert ws.secrets_file.read_text() == original + '    EXTRA: " padded "\n'
     r = ws.run("plan", "--detailed-exitcode")
     assert r.code == 0, str(r)
+
+
+def test_concurrent_imports_into_one_file_keep_every_key(tmp_path: Path) -> None:
+    """Each import reads, edits and replaces the whole file: two at once (two syncs on one
+    source in the daemon, two `reconciler import`s) and the later replace dropped the
+    other's keys -- which the next sync then deleted at the destination as "not in source"."""
+    import threading
+
+    src = _src(tmp_path, "dev:\n  /app:\n    SEED: x\n")
+    rounds, writers = 15, 4
+    for r in range(rounds):
+        barrier = threading.Barrier(writers)
+
+        def write(n: int, r: int = r, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            FileSource(src.path).write(Folder("dev", f"/f{n}"), {f"K{r}": SecretValue(f"v{r}")})
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for n in range(writers):
+        assert _values(src, Folder("dev", f"/f{n}")) == {f"K{r}": f"v{r}" for r in range(rounds)}, n

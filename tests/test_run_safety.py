@@ -112,7 +112,9 @@ def test_ctrl_c_while_an_apply_retries_a_silent_endpoint_stops_retrying(tmp_path
         proc = subprocess.Popen(
             [sys.executable, "-m", "reconciler.cli", "apply", str(ws.specs), "--state-dir", str(ws.state)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"}, cwd=REPO)
-        time.sleep(2.5)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(silent.held) < 2:  # reading, and retrying
+            time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         started = time.monotonic()
         out, err = proc.communicate(timeout=60)

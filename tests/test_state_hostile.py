@@ -140,3 +140,35 @@ def test_a_full_disk_is_not_called_damage(tmp_path: Path) -> None:
         raise sqlite3.OperationalError("database or disk is full")
     assert "no space left" in str(e.value) and str(tmp_path / "state") in str(e.value)
     assert "damaged" not in str(e.value) and MOVE_ASIDE not in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["state#1", "state?x=1", "state%20y"])
+def test_a_state_directory_name_with_uri_characters_reads_back(tmp_path: Path, aws_endpoint: str, name: str) -> None:
+    """The read-only open put the path in a SQLite URI unquoted: '#' and '?' cut it short and
+    'status' called the state damaged ("move it aside"), '%' made it unopenable."""
+    w = Workspace(tmp_path, aws_endpoint)
+    w.state = tmp_path / name
+    w.write_spec("app.yaml", [w.sync()])
+    w.set_secrets({"A": "1"})
+    assert w.run("apply").code == 0
+    r = w.run("status")
+    assert r.code == 0 and "app (aws-secrets-manager): succeeded" in r.out, str(r)
+    assert w.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_plan_and_status_read_a_state_they_cannot_write(tmp_path: Path, aws_endpoint: str) -> None:
+    """A read-only copy of the state (a read-only volume, a user without write access): the
+    WAL database needs a -shm file it cannot create, and 'plan' and 'status', which never
+    write, failed with "cannot be opened for writing"."""
+    with shared_tmp() as d:
+        w = Workspace(d, aws_endpoint)
+        w.write_spec("app.yaml", [w.sync()])
+        w.set_secrets({"A": "1"})
+        assert w.run("apply").code == 0
+        for p in (d, w.specs, *w.specs.iterdir(), w.secrets_file):
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        os.chmod(w.state, 0o555)  # noqa: S103 - readable, not writable
+        os.chmod(w.state / "state.db", 0o444)
+        assert not (w.state / "state.db-wal").exists()
+        r = run_cli("status", "--state-dir", str(w.state), unprivileged=True)
+        assert r.returncode == 0 and "app (aws-secrets-manager): succeeded" in r.stdout, r

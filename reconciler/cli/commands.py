@@ -186,8 +186,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['sync']} ({r['destination']}): {r['syncStatus'] or 'never synced'}"
               f"{'  last synced ' + r['lastSyncedAt'] if r['lastSyncedAt'] else ''}")
-        if r["lastSyncMessage"]:
-            print(f"  message: {r['lastSyncMessage']}")
+        if r["lastSyncMessage"]:  # one line: it may quote a path from a spec
+            from reconciler.printable import one_line
+
+            print(f"  message: {one_line(r['lastSyncMessage'])}")
         if r.get("heldBy"):
             print(f"  held by replica {r['heldBy']}")
         if r["nextAttemptAt"]:

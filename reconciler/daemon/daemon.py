@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
@@ -48,6 +49,8 @@ from reconciler.specs.model import SecretSync, SpecSet
 __all__ = ["Daemon", "RunResult"]
 
 Loader = Callable[[Any], SpecSet]
+#: after the stop timeout: how long the writes in flight of halted runs get to finish
+HALT_GRACE = 5.0
 #: how often the health monitor looks at the scheduler (seconds)
 MONITOR_SECONDS = 1.0
 
@@ -90,6 +93,8 @@ class Daemon:
         self._tasks: set[asyncio.Task[Any]] = set()
         #: syncs still running when the stop timeout ran out (their threads are abandoned)
         self.abandoned: list[str] = []
+        #: set when the stop timeout runs out: runs in progress start no new write
+        self._halt = threading.Event()
         self.log = get_logger(component="daemon")
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -159,11 +164,13 @@ class Daemon:
         self.supervisor.stopping()  # first: a watcher that ends now is stopping, not dying
         self.watcher.stop()
         self.schedule.shutdown()
-        unfinished = self.abandoned = await self.runner.drain(self.config.shutdown_timeout)
-        self.runs.close("the daemon stopped")
-        if unfinished:
-            # abandoned on their threads; every write that landed is already in the inventory
+        unfinished = await self.runner.drain(self.config.shutdown_timeout)
+        if unfinished:  # no new write from here; the writes in flight finish and are recorded
             self.log.warning("daemon.stop_timeout", syncs=unfinished, timeout=self.config.shutdown_timeout)
+            self._halt.set()
+            unfinished = await self.runner.drain(HALT_GRACE)
+        self.abandoned = unfinished  # still running: abandoned on their threads
+        self.runs.close("the daemon stopped")
         await self.supervisor.stop()
         for task in list(self._tasks):
             task.cancel()
@@ -348,7 +355,7 @@ class Daemon:
                 return
             result = await in_thread(lambda: execute(specs, sync, self.state.opener, run_id, reason,
                                                      destinations=self.destinations, sources=self.sources,
-                                                     listings=self.listings),
+                                                     listings=self.listings, halt=self._halt),
                                      f"sync-{name}")
             self._after(sync, result)
 
@@ -381,7 +388,8 @@ class Daemon:
     def _check_ready(self, done: str | None = None) -> None:
         if self._initial is not None and done is not None:
             self._initial.discard(done)
-        if not self.ready and self._initial is not None and not self._initial:
+        stopping = self._stop is not None and self._stop.is_set()  # then "ready" would be news from the past
+        if not self.ready and not stopping and self._initial is not None and not self._initial:
             self.ready = True
             self.metrics.ready.set(1)
             self.log.info("daemon.ready", syncs=len(self.specs.syncs) if self.specs else 0)

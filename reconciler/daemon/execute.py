@@ -6,6 +6,7 @@ state writes the daemon makes itself."""
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from dataclasses import dataclass
 
@@ -31,8 +32,10 @@ class RunResult:
 
 
 def execute(specs: SpecSet, sync: SecretSync, states: Opener, run_id: str, reason: str, *,
-            destinations: Catalog | None, sources: SourceCatalog, listings: Listings | None = None) -> RunResult:
-    """Blocking. Never raises: a bug or a broken state store is a failed run, retried like any."""
+            destinations: Catalog | None, sources: SourceCatalog, listings: Listings | None = None,
+            halt: threading.Event | None = None) -> RunResult:
+    """Blocking. Never raises: a bug or a broken state store is a failed run, retried like any.
+    Once ``halt`` is set the run starts no new write (the daemon is stopping)."""
     with structlog.contextvars.bound_contextvars(sync=sync.name, destination=sync.destination, run_id=run_id):
         log = get_logger()
         log.info("reconcile.started", trigger=reason)
@@ -42,7 +45,7 @@ def execute(specs: SpecSet, sync: SecretSync, states: Opener, run_id: str, reaso
         try:
             state = states.open()
             out = Reconciler(specs, state, destinations=destinations, listings=listings,
-                             sources=functools.partial(open_source, sources=sources)).apply_sync(sync)
+                             sources=functools.partial(open_source, sources=sources), stop=halt).apply_sync(sync)
             managed = len(state.inventory(sync.name))
         except Exception as e:
             log.error("reconcile.crashed", error_type=type(e).__name__)

@@ -16,6 +16,7 @@ from typing import Any, Final
 from reconciler.engine.outcome import DRIFT_NOTE
 from reconciler.engine.reconcile import Reconciler
 from reconciler.errors import ReconcilerError
+from reconciler.printable import one_line
 from reconciler.specs.model import SecretSync, SpecSet
 from reconciler.state.backend import StateBackend
 
@@ -117,4 +118,4 @@ def render_text(table: Sequence[Mapping[str, Any]]) -> str:
                     lines.append(f"    message: {message}")
     if not table:
         return "No syncs in the specs.\n"
-    return "\n".join(lines) + "\n"
+    return "\n".join(one_line(line) for line in lines) + "\n"  # a message may quote a spec's path

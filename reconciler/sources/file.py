@@ -9,6 +9,7 @@ plan a delete. Errors name file and line and never quote the file: the text woul
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -276,6 +277,27 @@ class FileSource:
             if not key or not set(key) <= _KEY_CHARS or len(key) > MAX_KEY_LENGTH:
                 raise SourceError(f"{self.path}: cannot import key {shown(key)}: a secrets file key may only "
                                   f"contain letters, digits, '_', '-', '.' (at most {MAX_KEY_LENGTH})")
+        with self._exclusive():
+            self._write_locked(folder, updates)
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One import into a file at a time, across threads (the daemon runs syncs of one
+        source at once) and processes (two `reconciler import`s): each reads, edits and
+        replaces the whole file, so a second replace would drop the first one's keys. The
+        lock is on the directory, since the file itself is replaced (a new inode) each time."""
+        directory = Path(os.path.realpath(self.path)).parent
+        try:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise SourceError(f"{self.path}: cannot write the secrets file: {os_reason(e)}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _write_locked(self, folder: Folder, updates: Mapping[str, SecretValue]) -> None:
         parsed = self._parse(missing_ok=True)
         before = self._everything(parsed)  # a broken file is refused here, never overwritten
         text = self._edit(parsed, folder, updates)

@@ -17,6 +17,7 @@ import sqlite3
 import stat
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -124,6 +125,26 @@ def _load_or_create_key(path: Path) -> tuple[bytes, bool]:
     return data, created
 
 
+def _open_readonly(db: Path) -> sqlite3.Connection:
+    """``db`` for reading. The path is quoted into the URI ('#', '?' and '%' in a directory
+    name cut it short). A WAL database needs a -shm file beside it even to be read; where this
+    process cannot create one (a read-only volume or directory) and no -wal file exists, no one
+    has the database open for writing and the main file holds all of it: it is read as
+    immutable, so ``plan`` and ``status`` work on a state they cannot write."""
+    uri = f"file:{urllib.parse.quote(str(db))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=30)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a damaged file fails here, not later
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+        if os.access(db.parent, os.W_OK) or db.with_name(db.name + "-wal").exists():
+            raise
+    conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=30)
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    return conn
+
+
 class StateStore:
     """One state directory. Opened lazily for writing: read-only use never creates files."""
 
@@ -191,8 +212,7 @@ class StateStore:
         if self.readonly:
             if not db.exists():
                 return None
-            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a damaged file fails here, not later
+            conn = _open_readonly(db)
         else:
             self._ensure_dir()
             fresh = not db.exists()
