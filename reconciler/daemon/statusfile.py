@@ -7,16 +7,15 @@ the daemon that wrote them is alive.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reconciler import atomicfile
 from reconciler.daemon.records import SyncRecord
 
 FILE_NAME = "daemon.json"
@@ -31,15 +30,8 @@ def iso(ts: float | None) -> str | None:
 def write(state_dir: Path, data: dict[str, Any]) -> None:
     """Atomically (temp file + rename), readable by the service user only."""
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".daemon-", dir=state_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-        os.replace(tmp, state_dir / FILE_NAME)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomicfile.replace(state_dir / FILE_NAME, json.dumps(data, indent=2, sort_keys=True).encode("utf-8"),
+                       prefix=".daemon-")
 
 
 def _alive(pid: object) -> bool:

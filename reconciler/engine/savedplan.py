@@ -11,16 +11,13 @@ written. Equality is enough because the Plan carries everything apply does.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from reconciler import __version__
+from reconciler import __version__, atomicfile
 from reconciler.changes import Plan
 from reconciler.engine.outcome import Outcome, Refused, now_iso
 from reconciler.engine.reconcile import Reconciler
@@ -66,23 +63,7 @@ def write(path: Path, data: Mapping[str, Any]) -> None:
     """Atomically, mode 0600 from the start (a plan names keys and fingerprints).
 
     An OSError names ``path``, the file the user asked for, not the temporary beside it."""
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".plan-", dir=directory)
-    except OSError as e:
-        raise OSError(e.errno, e.strerror, str(path)) from None
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise OSError(e.errno, e.strerror, str(path)) from None
-        raise
+    atomicfile.replace(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8"), prefix=".plan-")
 
 
 def read(path: Path, fp: Fingerprinter) -> dict[str, Any]:

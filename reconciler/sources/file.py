@@ -12,7 +12,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from yaml.composer import ComposerError
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from reconciler import atomicfile
 from reconciler.model import ConnectionInfo, SecretValue, SourceSecret, frozen_map
 from reconciler.sources.base import Folder, content_token
 from reconciler.sources.errors import SourceError
@@ -361,32 +361,13 @@ class FileSource:
     def _replace(self, text: str) -> None:
         target = Path(os.path.realpath(self.path))  # a symlinked secrets file stays a symlink
         try:
-            st = target.stat()
-            mode, owner = st.st_mode & 0o777, (st.st_uid, st.st_gid)
+            mode = target.stat().st_mode & 0o777
         except FileNotFoundError:
-            mode, owner = 0o600, None
+            mode = 0o600
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".reconciler-", dir=target.parent)
+            atomicfile.replace(target, text.encode("utf-8"), mode=mode, keep_owner=True, durable=True)
         except OSError as e:
-            raise SourceError(f"{self.path}: cannot write next to the secrets file: {os_reason(e)}") from None
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, mode)
-            if owner is not None:
-                with contextlib.suppress(OSError):
-                    os.chown(tmp, *owner)
-            os.replace(tmp, target)
-        except OSError as e:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
             raise SourceError(f"{self.path}: cannot write the secrets file: {os_reason(e)}") from None
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
 
 
 def _indent_step(root: Node | None) -> int:
