@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.daemon import control
 from reconciler.daemon.api import Api
 from reconciler.daemon.runs import Runs
 from reconciler.daemon.server import Request
@@ -179,18 +180,50 @@ def test_triggers_before_a_start_share_its_run_and_a_run_in_flight_is_never_thei
     asyncio.run(scenario())
 
 
-def test_run_endpoints_refuse_clients_off_this_host() -> None:
-    class Service:
-        runs = Runs()
+class _Refusing:
+    runs = Runs()
 
-        def request_run(self, name: str) -> tuple[int, dict[str, Any]]:
-            raise AssertionError("must not be reached")
+    def request_run(self, name: str) -> tuple[int, dict[str, Any]]:
+        raise AssertionError("must not be reached")
 
-    api = Api(Service())  # type: ignore[arg-type]
+
+def test_run_endpoints_refuse_clients_off_this_host(tmp_path: Path) -> None:
+    api = Api(_Refusing(), tmp_path)  # type: ignore[arg-type]
+    auth = {"authorization": f"Bearer {control.read(tmp_path)}"}
     for path, method in (("/syncs/app/trigger", "POST"), ("/runs/abc", "GET")):
-        resp = asyncio.run(api.handle(Request(method, path, {}, peer="192.0.2.7")))
+        resp = asyncio.run(api.handle(Request(method, path, auth, peer="192.0.2.7")))
         assert resp.status == 403, path
-    resp = asyncio.run(api.handle(Request("GET", "/syncs/app/trigger", {}, peer="127.0.0.1")))
+    resp = asyncio.run(api.handle(Request("GET", "/syncs/app/trigger", auth, peer="127.0.0.1")))
     assert resp.status == 405
-    resp = asyncio.run(api.handle(Request("GET", "/runs/abc", {}, query="wait=x", peer="::1")))
+    resp = asyncio.run(api.handle(Request("GET", "/runs/abc", auth, query="wait=x", peer="::1")))
     assert resp.status == 400
+
+
+def test_run_endpoints_want_the_control_token_even_from_loopback(tmp_path: Path) -> None:
+    """A sidecar proxy (Istio forwards from 127.0.0.6) or a port-forward makes remote clients
+    arrive from loopback: the token in the daemon's state directory is what says "this host"."""
+    api = Api(_Refusing(), tmp_path)  # type: ignore[arg-type]
+    token_file = tmp_path / control.FILE_NAME
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    token = control.read(tmp_path)
+    for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": token},
+                    {"authorization": f"Basic {token}"}):
+        for path, method in (("/syncs/app/trigger", "POST"), ("/runs/abc", "GET")):
+            resp = asyncio.run(api.handle(Request(method, path, headers, peer="127.0.0.6")))
+            assert resp.status == 401, (headers, path)
+            assert token not in resp.body.decode()
+    assert Api(_Refusing(), tmp_path) is not None and control.read(tmp_path) != token, "each start makes a new one"
+
+
+def test_trigger_sends_the_token_of_the_state_directory_it_is_given(
+        ws: Workspace, daemon: Callable[..., DaemonHarness], tmp_path: Path) -> None:
+    h = daemon()
+    assert h.daemon.server is not None
+    listen = f"127.0.0.1:{h.daemon.server.port}"
+    missing = tmp_path / "elsewhere"
+    r = ws.run("trigger", "app", "--listen", listen, "--state-dir", str(missing))
+    assert r.code == 1 and f"cannot read the daemon's control token {missing / control.FILE_NAME}" in r.err, str(r)
+    control.create(missing)  # another daemon's token
+    r = ws.run("trigger", "app", "--listen", listen, "--state-dir", str(missing))
+    assert r.code == 1 and "refused the control token" in r.err and "--state-dir" in r.err, str(r)
+    assert not h.events("reconcile.started", trigger="trigger")

@@ -16,9 +16,12 @@ import time
 import urllib.parse
 from typing import Any
 
+from reconciler.cli.common import default_state_dir
 from reconciler.cli.parser import seconds
+from reconciler.daemon import control
 from reconciler.daemon.listen import DEFAULT_LISTEN, parse_listen
 from reconciler.errors import ConfigError
+from reconciler.oserror import os_reason
 
 #: one long-poll's length; the daemon caps it too
 POLL_SECONDS = 30.0
@@ -50,20 +53,19 @@ def base_url(listen: str) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _call(method: str, url: str, timeout: float) -> tuple[int, dict[str, Any]]:
+def _call(method: str, url: str, timeout: float, token: str) -> tuple[int, dict[str, Any]]:
     import urllib.error
     import urllib.request  # here, not at the top: it pulls in http.client, ssl and email (70 ms)
 
     # the URL is always http://HOST:PORT/... built by base_url, never a user's scheme
-    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)  # noqa: S310
+    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None,  # noqa: S310
+                                 headers=control.header(token))
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
             status, body = resp.status, resp.read()
     except urllib.error.HTTPError as e:
         status, body = e.code, e.read()
     except (urllib.error.URLError, OSError) as e:  # refused, reset, timed out
-        from reconciler.oserror import os_reason
-
         reason = getattr(e, "reason", e)
         raise Unreachable(os_reason(reason) if isinstance(reason, OSError) else str(reason)) from None
     try:
@@ -83,14 +85,29 @@ def trigger(args: argparse.Namespace) -> int:
         print("error: --timeout must be a positive number of seconds", file=sys.stderr)
         return EXIT_ERROR
     name = args.name
+    state_dir = args.state_dir or default_state_dir()
+    unreadable = None
     try:
-        status, answer = _call("POST", f"{base}/syncs/{urllib.parse.quote(name, safe='')}/trigger", 10.0)
+        token = control.read(state_dir)
+    except OSError as e:  # said only if a daemon answers: "no daemon" comes first
+        token, unreadable = "", os_reason(e)
+    try:
+        status, answer = _call("POST", f"{base}/syncs/{urllib.parse.quote(name, safe='')}/trigger", 10.0, token)
     except Unreachable as e:
         print(f"error: no reconciler daemon answers at {base} ({e}); start `reconciler run`, or give the "
               "address it listens on with --listen or $RECONCILER_LISTEN", file=sys.stderr)
         return EXIT_ERROR
     if status == 404:
         print(f"error: the daemon at {base} has no sync named {name!r}", file=sys.stderr)
+        return EXIT_ERROR
+    if status == 401 and unreadable is not None:
+        print(f"error: cannot read the daemon's control token {state_dir / control.FILE_NAME} ({unreadable}); "
+              "give the state directory of the running daemon with --state-dir (under systemd "
+              "/var/lib/reconciler, readable by root and the service's user)", file=sys.stderr)
+        return EXIT_ERROR
+    if status == 401:
+        print(f"error: the daemon at {base} refused the control token in {state_dir / control.FILE_NAME}: "
+              "is that the state directory of the daemon listening there (--state-dir)?", file=sys.stderr)
         return EXIT_ERROR
     if status != 202 or "run" not in answer:
         why = answer.get("error") or f"HTTP {status}"
@@ -99,10 +116,10 @@ def trigger(args: argparse.Namespace) -> int:
     run_id = str(answer["run"])
     joined = " (joining a trigger already waiting for it)" if answer.get("joined") else ""
     print(f"triggered {name}: run {run_id}{joined}; waiting for its result", file=sys.stderr)
-    return _wait(base, name, run_id, args.timeout)
+    return _wait(base, name, run_id, args.timeout, token)
 
 
-def _wait(base: str, name: str, run_id: str, timeout: float) -> int:
+def _wait(base: str, name: str, run_id: str, timeout: float, token: str) -> int:
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
@@ -112,7 +129,7 @@ def _wait(base: str, name: str, run_id: str, timeout: float) -> int:
             return EXIT_ERROR
         wait = min(left, POLL_SECONDS)
         try:
-            status, run = _call("GET", f"{base}/runs/{run_id}?wait={wait:.1f}", wait + 10.0)
+            status, run = _call("GET", f"{base}/runs/{run_id}?wait={wait:.1f}", wait + 10.0, token)
         except Unreachable as e:
             print(f"error: the daemon stopped answering while run {run_id} of {name} was pending ({e})",
                   file=sys.stderr)

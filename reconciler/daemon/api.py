@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
+from reconciler.daemon import control
 from reconciler.daemon.metrics import CONTENT_TYPE
 from reconciler.daemon.runs import Runs
 from reconciler.daemon.server import HttpServer, Request, Response, json_response
@@ -48,8 +50,9 @@ class Service(Protocol):
 
 
 class Api:
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, state_dir: Path) -> None:
         self.service = service
+        self._token = control.create(state_dir)
 
     async def start(self, host: str, port: int) -> HttpServer:
         server = HttpServer(host, port, self.handle)
@@ -86,9 +89,14 @@ class Api:
 
     async def _runs(self, req: Request) -> Response:
         """Runs on request, for a person on this host: refused to any peer but loopback, even
-        when ``--listen`` faces a network (for webhooks or metrics)."""
+        when ``--listen`` faces a network (for webhooks or metrics), and to any request without
+        the control token (:mod:`reconciler.daemon.control`: loopback can be a proxy's)."""
         if not _loopback(req.peer):
             return json_response(403, {"error": "only clients on this host (loopback) may trigger runs"})
+        if not control.authorized(req.headers, self._token):
+            return json_response(401, {"error": f"a run needs the daemon's control token ({control.FILE_NAME} in its "
+                                                "state directory, sent as 'Authorization: Bearer TOKEN'); "
+                                                "`reconciler trigger --state-dir DIR` sends it"})
         parts = req.path.strip("/").split("/")
         if len(parts) == 3 and parts[0] == "syncs" and parts[2] == "trigger" and parts[1]:
             if req.method != "POST":

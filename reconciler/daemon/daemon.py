@@ -109,7 +109,7 @@ class Daemon:
         calls.add_listener(self.metrics.api_call)
         try:
             if self.config.listen is not None:
-                self.server = await Api(self).start(*self.config.listen)
+                self.server = await Api(self, self.config.state_dir).start(*self.config.listen)
                 self.log.info("daemon.listening", address=f"{self.server.host}:{self.server.port}")
             await self.state.start(self.supervisor)
             self.schedule.start()

@@ -102,7 +102,7 @@ class Workspace:
                 argv.insert(1, str(self.specs))
             elif argv[0] in ("import", "remove"):
                 argv.insert(2, str(self.specs))
-        elif argv and argv[0] == "status":
+        elif argv and argv[0] in ("status", "trigger") and "--state-dir" not in argv:
             argv = [*argv, "--state-dir", str(self.state)]
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(argv)

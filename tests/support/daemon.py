@@ -114,12 +114,19 @@ class DaemonHarness:
     def wait_idle(self, timeout: float = 15.0) -> None:
         wait_until(self.idle, timeout, "the daemon to finish its runs")
 
-    def http(self, method: str, path: str, body: bytes = b"",
-             headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+    def http(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
+             *, token: bool = True) -> tuple[int, bytes, dict[str, str]]:
+        """A request to the daemon; the run endpoints get its control token, as `reconciler
+        trigger` sends it (``token=False``: as a client without it)."""
+        from reconciler.daemon import control
+
         server = self.daemon.server
         assert server is not None
+        headers = dict(headers or {})
+        if token and path.startswith(("/syncs/", "/runs/")):
+            headers.update(control.header(control.read(self.daemon.config.state_dir)))
         req = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", data=body or None, method=method,
-                                     headers=headers or {})
+                                     headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 return resp.status, resp.read(), dict(resp.headers)
@@ -127,7 +134,10 @@ class DaemonHarness:
             return e.code, e.read(), dict(e.headers)
 
     def cli(self, *args: str) -> Any:
-        """Run a CLI command beside the daemon (it reconfigures logging; take the logs back)."""
+        """Run a CLI command beside the daemon (it reconfigures logging; take the logs back);
+        `trigger` reads this daemon's control token from its state directory."""
+        if args and args[0] == "trigger" and "--state-dir" not in args:
+            args = (*args, "--state-dir", str(self.daemon.config.state_dir))
         try:
             return self.ws.run(*args)
         finally:
