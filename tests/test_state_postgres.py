@@ -31,6 +31,12 @@ def test_a_literal_password_in_the_url_is_refused_without_repeating_it(url: str)
     assert APP_PASSWORD not in str(e.value)
 
 
+def test_a_client_key_passphrase_in_the_url_is_refused_without_repeating_it() -> None:
+    with pytest.raises(StateError) as e:
+        parse(f"postgresql://127.0.0.1/db?sslkey=/k&sslpassword={APP_PASSWORD}")
+    assert "sslpassword" in str(e.value) and APP_PASSWORD not in str(e.value)
+
+
 def test_other_urls_are_refused_clearly() -> None:
     with pytest.raises(StateError, match="must start with postgresql://"):
         parse("mysql://db/x")

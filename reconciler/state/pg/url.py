@@ -56,6 +56,11 @@ def parse(text: str, environ: Mapping[str, str] | None = None) -> StateUrl:
             "the state URL carries a literal password, which command lines, unit files and process listings "
             "would show; give it by reference: ?password_file=PATH, ?password_credential=NAME (systemd "
             "LoadCredential=), a passfile (PGPASSFILE, ~/.pgpass, ?passfile=PATH) or PGPASSWORD")
+    if any(k == "sslpassword" for k, _ in query):
+        raise StateError(
+            "the state URL carries sslpassword, the client key's passphrase, which command lines, unit files and "
+            "process listings would show; use a client key without one, readable by the service's user only "
+            "(?sslkey=PATH, mode 0600)")
     refs = [(k, v) for k, v in query if k in _REFS]
     if len(refs) > 1:
         raise StateError("the state URL names more than one password reference; keep one")
