@@ -66,3 +66,8 @@ class StateError(ReconcilerError):
 
 class WebhookError(ReconcilerError):
     """A webhook request is refused: not validly signed, stale, or malformed."""
+
+
+class WebhookPayloadError(WebhookError):
+    """A validly signed webhook whose payload is not one we understand: the sender is who it
+    says, so it hears "bad request", not "unauthorized" (it would look for a wrong secret)."""

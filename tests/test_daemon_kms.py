@@ -161,7 +161,9 @@ def test_signed_webhook_triggers_the_syncs_of_its_folder(started: tuple[DaemonHa
 
     assert _hook(h, "kms", _event("/one"), secret="wrong")[0] == 401
     status, out = _hook(h, "kms", {"not": "an event"})
-    assert status == 401 and b"project" not in out, "no detail to an unauthenticated caller"
+    assert status == 400 and out == b"Bad Request\n", "signed, so no 'unauthorized'; and no detail in the answer"
+    status, out = _hook(h, "kms", {"not": "an event"}, secret="wrong")
+    assert status == 401 and b"project" not in out, "unsigned: unauthorized, whatever the payload"
     assert _hook(h, "nope", _event("/one"))[0] == 404
     assert _hook(h, "local", _event("/one"))[0] == 404, "a file connection takes no webhooks"
     assert _hook(h, "quiet-kms", _event("/one"))[0] == 404, "no webhookSecret: webhooks are off"

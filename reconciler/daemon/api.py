@@ -124,4 +124,4 @@ def _loopback(address: str) -> bool:
         return False
 
 
-_REASONS = {401: b"Unauthorized\n", 404: b"Not Found\n", 503: b"Service Unavailable\n"}
+_REASONS = {400: b"Bad Request\n", 401: b"Unauthorized\n", 404: b"Not Found\n", 503: b"Service Unavailable\n"}

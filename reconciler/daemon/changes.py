@@ -19,7 +19,7 @@ from typing import Any
 from reconciler.daemon.runner import in_thread
 from reconciler.daemon.schedule import Schedule
 from reconciler.engine import connect
-from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.errors import ConfigError, ReconcilerError, WebhookPayloadError
 from reconciler.logging import get_logger
 from reconciler.model import Folder
 from reconciler.sources.base import Source
@@ -191,7 +191,8 @@ def webhook(specs: SpecSet | None, sources: SourceCatalog, route: str, connectio
     success, the syncs reading the folder it names (or, when recursive, one of its parents).
 
     404 unless the connection is a source whose kind takes webhooks on this route and it has a
-    signing secret; 503 when that secret cannot be resolved; 401 when the signature fails.
+    signing secret; 503 when that secret cannot be resolved; 401 when the signature fails; 400
+    when it is signed but names no folder.
     """
     log = get_logger(component="http")
     kind = sources.by_route(route)
@@ -209,6 +210,6 @@ def webhook(specs: SpecSet | None, sources: SourceCatalog, route: str, connectio
         folder = kind.webhooks.verify(body, headers, secret)
     except WebhookError as e:
         log.warning("webhook.rejected", connection=connection, reason=str(e))
-        return WebhookResult(401)
+        return WebhookResult(400 if isinstance(e, WebhookPayloadError) else 401)
     names = tuple(sorted(s.name for s in specs.syncs.values() if s.source == connection and reads(s.folder, folder)))
     return WebhookResult(202, folder, names)

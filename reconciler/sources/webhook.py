@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from reconciler.errors import WebhookError
+from reconciler.errors import WebhookError, WebhookPayloadError
 from reconciler.model import Folder, SecretValue
 
 __all__ = ["FolderChange", "WebhookError", "changed_folder", "sign", "verify_and_parse"]
@@ -81,9 +81,9 @@ def verify_and_parse(
         environment = project["environment"]
         secret_path = project.get("secretPath") or "/"
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise WebhookError("payload does not name a project, environment and secret path") from None
+        raise WebhookPayloadError("payload does not name a project, environment and secret path") from None
     if not all(isinstance(v, str) for v in (project_id, environment, secret_path)):
-        raise WebhookError("payload does not name a project, environment and secret path")
+        raise WebhookPayloadError("payload does not name a project, environment and secret path")
     return FolderChange(project_id, environment, "/" + secret_path.strip("/"))
 
 
