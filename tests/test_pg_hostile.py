@@ -1,0 +1,33 @@
+"""The PostgreSQL state used as a stranger would, and abused: what goes wrong names what is
+wrong (never "internal error", never a password), and nothing runs twice or half-applies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reconciler.daemon.execute import execute, init_state
+from reconciler.sources import catalog
+from reconciler.specs.loader import load
+from reconciler.state.location import Opener, StateLocation
+from tests.fixtures_postgres import PgState
+from tests.support.cli import Workspace
+
+
+def test_a_run_whose_state_database_is_gone_fails_naming_it(tmp_path: Path, aws_endpoint: str,
+                                                            pg_state: PgState) -> None:
+    """The database dropped (or down) under a running daemon: the run fails with the state's
+    own error, not "internal error (StateError)", which reads as a bug in reconciler."""
+    ws = Workspace(tmp_path, aws_endpoint)
+    ws.write_spec("app.yaml", [ws.sync()])
+    ws.set_secrets({"A": "1"})
+    specs = load(ws.specs)
+    opener = Opener(StateLocation(ws.state, pg_state.url, pg_state.key_file), name="r1")
+    init_state(opener)
+    pg_state.cluster.sql(f"DROP DATABASE {pg_state.db} WITH (FORCE)")
+    try:
+        result = execute(specs, specs.syncs["app"], opener, "run1", "trigger", destinations=None,
+                         sources=catalog.default())
+    finally:
+        opener.close()
+    error = result.outcome.error or ""
+    assert "internal error" not in error and "PostgreSQL state at" in error, error
