@@ -31,3 +31,17 @@ def test_a_run_whose_state_database_is_gone_fails_naming_it(tmp_path: Path, aws_
         opener.close()
     error = result.outcome.error or ""
     assert "internal error" not in error and "PostgreSQL state at" in error, error
+
+
+def test_a_url_with_its_host_in_the_query_connects_and_says_where(pg_state: PgState, tmp_path: Path) -> None:
+    """libpq's ``postgresql:///DB?host=…&port=…`` (the usual form for a Unix socket
+    directory) must reach libpq as written, and messages must name that host, not localhost."""
+    from reconciler.state.pg.url import parse
+
+    c = pg_state.cluster
+    url = (f"postgresql:///{pg_state.db}?host=127.0.0.1&port={c.port}&user=reconciler"
+           f"&password_file={pg_state.password_file}")
+    assert parse(url).where == f"127.0.0.1:{c.port}/{pg_state.db}"
+    assert parse("postgresql:///app?host=/run/postgresql").where == "/run/postgresql:5432/app"
+    assert parse("postgresql://h/?dbname=app").where == "h:5432/app"
+    StateLocation(tmp_path, url, pg_state.key_file).open().close()
