@@ -3,7 +3,12 @@ wrong (never "internal error", never a password), and nothing runs twice or half
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from reconciler.daemon.execute import execute, init_state
 from reconciler.sources import catalog
@@ -45,3 +50,31 @@ def test_a_url_with_its_host_in_the_query_connects_and_says_where(pg_state: PgSt
     assert parse("postgresql:///app?host=/run/postgresql").where == "/run/postgresql:5432/app"
     assert parse("postgresql://h/?dbname=app").where == "h:5432/app"
     StateLocation(tmp_path, url, pg_state.key_file).open().close()
+
+
+@pytest.mark.parametrize("lease", ["0", "-5", "0.5", "nan", "inf", "1e9"])
+def test_a_lease_that_cannot_work_is_refused_at_start(tmp_path: Path, aws_endpoint: str, lease: str) -> None:
+    """nan and inf used to start a replica whose every heartbeat failed ("interval out of
+    range"): it held nothing, for ever; a lease of years is never renewed in time for the
+    others, who drop its row while it runs."""
+    from reconciler.cli import main
+
+    ws = Workspace(tmp_path, aws_endpoint)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["run", str(ws.specs), "--listen", "off", "--state-dir", str(ws.state),
+                     f"--lease-seconds={lease}"])
+    assert code == 1 and "--lease-seconds must be" in err.getvalue(), err.getvalue()
+
+
+def test_a_live_replica_with_a_longer_lease_is_not_forgotten_by_the_others(pg_state: PgState,
+                                                                          tmp_path: Path) -> None:
+    """Each row is judged by its own lease (as liveness is): a replica beating every 400 s
+    (lease 1200) must not be deleted by one whose lease is 30 (20 x 30 = 600 s)."""
+    from reconciler.state.pg import members
+
+    st: Any = StateLocation(tmp_path, pg_state.url, pg_state.key_file).open()
+    members.heartbeat(st.db, "slow", 1200.0, 0, starting=True)
+    pg_state.cluster.sql("UPDATE reconciler_replicas SET heartbeat_at = now() - interval '700 seconds'", pg_state.db)
+    assert members.heartbeat(st.db, "fast", 30.0, 0, starting=True) == ["fast", "slow"]
+    st.close()

@@ -11,6 +11,10 @@ from reconciler.daemon.config import ConfigError, DaemonConfig, parse_listen
 from reconciler.logging import get_logger
 from reconciler.state.location import StateLocation
 
+#: a lease shorter than a second beats faster than a busy database answers; one longer than
+#: an hour leaves a dead replica's syncs unreconciled that long
+MIN_LEASE, MAX_LEASE = 1.0, 3600.0
+
 
 def run(spec_dir: Path, state: StateLocation, *, listen: str, workers: int, per_connection: int,
         shutdown_timeout: float, replica: str | None = None, lease_seconds: float = 30.0) -> int:
@@ -23,8 +27,9 @@ def run(spec_dir: Path, state: StateLocation, *, listen: str, workers: int, per_
             raise ConfigError("--workers and --per-connection must be at least 1")
         if shutdown_timeout < 0:
             raise ConfigError("--shutdown-timeout must not be negative")
-        if lease_seconds < 1:
-            raise ConfigError("--lease-seconds must be at least 1")
+        if not MIN_LEASE <= lease_seconds <= MAX_LEASE:  # also refuses nan
+            raise ConfigError(f"--lease-seconds must be between {MIN_LEASE:g} and {MAX_LEASE:g} seconds "
+                              f"(got {lease_seconds:g})")
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -46,8 +46,9 @@ def heartbeat(db: Any, replica: str, lease: float, held: int, *, starting: bool 
                      "lease_seconds = excluded.lease_seconds, pid = excluded.pid, started_at = CASE WHEN %s "
                      "THEN now() ELSE reconciler_replicas.started_at END",
                      (replica, socket.gethostname(), os.getpid(), held, lease, starting))
-        conn.execute("DELETE FROM reconciler_replicas WHERE heartbeat_at < now() - make_interval(secs => %s)",
-                     (lease * FORGET_AFTER_LEASES,))
+        # each row by its own lease, as liveness is: a live replica with a longer lease stays
+        conn.execute("DELETE FROM reconciler_replicas WHERE heartbeat_at < now() - "
+                     "make_interval(secs => lease_seconds * %s)", (FORGET_AFTER_LEASES,))
         return _live(conn)
 
 
