@@ -78,3 +78,34 @@ def test_a_live_replica_with_a_longer_lease_is_not_forgotten_by_the_others(pg_st
     pg_state.cluster.sql("UPDATE reconciler_replicas SET heartbeat_at = now() - interval '700 seconds'", pg_state.db)
     assert members.heartbeat(st.db, "fast", 30.0, 0, starting=True) == ["fast", "slow"]
     st.close()
+
+
+def test_after_the_servers_sessions_end_a_replica_is_back_at_its_next_heartbeat(pg_state: PgState,
+                                                                               tmp_path: Path) -> None:
+    """A server restart, a failover or pg_terminate_backend ends every pooled session; each
+    heartbeat then drew one dead connection from the pool, so a replica with ten held no sync
+    for ten heartbeats (100 s at the default lease) while the database was fine."""
+    import time
+
+    from reconciler.errors import StateError
+    from reconciler.state.pg import members
+
+    db: Any = StateLocation(tmp_path, pg_state.url, pg_state.key_file).database(pool_size=8)
+    try:
+        conns = [db.pool.getconn() for _ in range(8)]  # a busy daemon's pool: every connection made
+        for conn in conns:
+            db.pool.putconn(conn)
+        pg_state.cluster.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "  # noqa: S608
+                             f"WHERE datname = '{pg_state.db}' AND pid <> pg_backend_pid()")
+        time.sleep(0.2)
+        failed = 0
+        for _ in range(3):
+            try:
+                members.heartbeat(db, "r1", 30.0, 0)
+            except StateError:
+                failed += 1
+                time.sleep(0.5)  # a heartbeat's interval, shortened
+        assert failed <= 1, f"{failed} heartbeats failed after the sessions ended"
+        assert members.heartbeat(db, "r1", 30.0, 0) == ["r1"]
+    finally:
+        db.close()

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,6 +81,9 @@ class Database:
                  name: str | None = None) -> None:
         psycopg, psycopg_pool = _psycopg()
         self._errors = self.errors = psycopg.Error
+        self._operational = psycopg.OperationalError
+        self._rechecking = threading.Lock()
+        self._recheck_thread: threading.Thread | None = None
         self._pool_timeout = psycopg_pool.PoolTimeout
         self.where = url.where
         self.readonly = readonly
@@ -142,6 +146,8 @@ class Database:
             raise StateError(f"the PostgreSQL state at {self.where} cannot be reached (no connection within "
                              f"{POOL_TIMEOUT:g}s)") from None
         except self._errors as e:
+            if isinstance(e, self._operational) and getattr(self, "pool", None) is not None:
+                self._recheck()
             text = " ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
             raise StateError(f"the PostgreSQL state at {self.where} failed: {text}") from None
 
@@ -149,6 +155,20 @@ class Database:
     def connection(self) -> Iterator[Any]:
         with self.guard(), self.pool.connection() as conn:
             yield conn
+
+    def _recheck(self) -> None:
+        """A connection broke: the server may have ended every session (a restart, a failover,
+        ``pg_terminate_backend``). Test the idle ones now, in the background (a cut network
+        makes each test wait), so the next call does not draw the next dead one."""
+        with self._rechecking:
+            if self._recheck_thread is not None and self._recheck_thread.is_alive():
+                return
+            self._recheck_thread = threading.Thread(target=self._check_pool, name="state-pool-check", daemon=True)
+            self._recheck_thread.start()
+
+    def _check_pool(self) -> None:
+        with contextlib.suppress(Exception):  # a pool being closed: nothing left to check
+            self.pool.check()
 
     def connect(self) -> Any:
         """A connection of its own, outside the pool (a listener keeps it for good)."""
