@@ -109,3 +109,35 @@ def test_after_the_servers_sessions_end_a_replica_is_back_at_its_next_heartbeat(
         assert members.heartbeat(db, "r1", 30.0, 0) == ["r1"]
     finally:
         db.close()
+
+
+def test_a_listing_shared_by_a_group_is_not_used_for_a_sync_another_replica_wrote_since(
+        tmp_path: Path, aws_endpoint: str, pg_state: PgState, sm_client: Any) -> None:
+    """Replicas starting together (or a takeover, or an `apply` from a laptop) both run a
+    sync: the second must plan against the first's writes. A group's shared listing was
+    taken before this sync's lock, while another replica held it and wrote: planned against
+    that listing, the second run recreated every key, "deleted outside reconciler"."""
+    from reconciler.engine.reconcile import Reconciler
+
+    ws = Workspace(tmp_path, aws_endpoint)
+    ws.write_spec("syncs.yaml", [ws.sync(n, secretPath=f"/{n}", syncOptions={"keySchema": f"{n}/{{{{secretKey}}}}"})
+                                 for n in ("s1", "s2")])
+    for n in ("s1", "s2"):
+        ws.set_secrets({"A": f"{n}-1"}, path=f"/{n}")
+    specs = load(ws.specs)
+    loc = StateLocation(ws.state, pg_state.url, pg_state.key_file)
+    here, there = loc.open(), loc.open()
+    s1, s2 = specs.syncs["s1"], specs.syncs["s2"]
+    try:
+        mine = Reconciler(specs, here)
+        with mine.sharing([s1, s2]):
+            assert not mine.apply_sync(s1).failed  # lists the target once, for s2 too
+            theirs = Reconciler(specs, there).apply_sync(s2)  # another replica runs s2 meanwhile
+            assert [r.change.key for r in theirs.results] == ["s2/A"]
+            again = mine.apply_sync(s2)
+    finally:
+        here.close()
+        there.close()
+    assert not again.failed and again.results == [], [(r.change.key, r.change.reason) for r in again.results]
+    versions = sm_client.list_secret_version_ids(SecretId="s2/A", IncludeDeprecated=True)["Versions"]
+    assert len(versions) == 1, versions
