@@ -141,3 +141,18 @@ def test_a_listing_shared_by_a_group_is_not_used_for_a_sync_another_replica_wrot
     assert not again.failed and again.results == [], [(r.change.key, r.change.reason) for r in again.results]
     versions = sm_client.list_secret_version_ids(SecretId="s2/A", IncludeDeprecated=True)["Versions"]
     assert len(versions) == 1, versions
+
+
+def test_every_replica_series_the_docs_name_is_exported_from_the_start() -> None:
+    """An alert on rate(reconciler_lease_takeovers_total[…]) needs the series before the first
+    takeover; a labelled counter never incremented is not exported at all."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from reconciler.daemon.fleet import Fleet
+
+    registry = CollectorRegistry()
+    Fleet(lambda: None, "r1", 30.0, lambda: [], lambda _n, _r: True, registry)
+    text = generate_latest(registry).decode()
+    for series in ('reconciler_replica_held_syncs{replica="r1"}', 'reconciler_lease_takeovers_total{replica="r1"}',
+                   "reconciler_replicas_live"):
+        assert series in text, text
