@@ -156,3 +156,29 @@ def test_every_replica_series_the_docs_name_is_exported_from_the_start() -> None
     for series in ('reconciler_replica_held_syncs{replica="r1"}', 'reconciler_lease_takeovers_total{replica="r1"}',
                    "reconciler_replicas_live"):
         assert series in text, text
+
+
+def test_two_live_replicas_with_one_name_are_told_so(pg_state: PgState, tmp_path: Path) -> None:
+    """Two processes given the same --replica-name share one row: each believes it owns the
+    same syncs (the lock keeps them from running one at once, not from running it twice),
+    and nothing said so. A heartbeat that finds its row last written by another process logs it."""
+    import json
+
+    from reconciler.logging import configure
+    from reconciler.state.pg import members
+
+    st: Any = StateLocation(tmp_path, pg_state.url, pg_state.key_file).open()
+    logs = io.StringIO()
+    configure("json", "info", stream=logs)
+    try:
+        members.heartbeat(st.db, "r1", 30.0, 0, starting=True)
+        members.heartbeat(st.db, "r1", 30.0, 0)
+        assert "replica_name_taken" not in logs.getvalue()
+        # the other process's beat
+        pg_state.cluster.sql("UPDATE reconciler_replicas SET host = 'other-host', pid = 4242", pg_state.db)
+        members.heartbeat(st.db, "r1", 30.0, 0)
+    finally:
+        st.close()
+    events = [json.loads(line) for line in logs.getvalue().splitlines()]
+    taken = [e for e in events if e["event"] == "fleet.replica_name_taken"]
+    assert taken and "other-host:4242" in taken[0]["message"] and "--replica-name" in taken[0]["message"], events
