@@ -182,3 +182,40 @@ def test_two_live_replicas_with_one_name_are_told_so(pg_state: PgState, tmp_path
     events = [json.loads(line) for line in logs.getvalue().splitlines()]
     taken = [e for e in events if e["event"] == "fleet.replica_name_taken"]
     assert taken and "other-host:4242" in taken[0]["message"] and "--replica-name" in taken[0]["message"], events
+
+
+def test_a_password_rotated_in_its_file_is_used_by_the_next_connection(pg_state: PgState, tmp_path: Path) -> None:
+    """?password_file= is a reference (a Kubernetes Secret mounted as a file is updated in
+    place): a rotated password must be read when connecting, as libpq reads a passfile. It
+    was read once at start, so after a rotation every new connection (a restart of the
+    server, the pool's hourly renewal) failed until the replica was restarted."""
+    import time
+
+    from reconciler.errors import StateError
+    from reconciler.state.pg import members
+
+    StateLocation(tmp_path, pg_state.url, pg_state.key_file).open().close()
+    role, c, db_name = f"rot_{pg_state.db}", pg_state.cluster, pg_state.db
+    c.sql(f"CREATE ROLE {role} LOGIN PASSWORD 'first-password'")
+    c.sql(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}", db_name)
+    c.sql(f"GRANT USAGE ON SEQUENCE reconciler_requests_id_seq TO {role}", db_name)
+    pw = tmp_path / "rotating"
+    pw.write_text("first-password\n")
+    url = f"postgresql://{role}@127.0.0.1:{c.port}/{db_name}?password_file={pw}"
+    db: Any = StateLocation(tmp_path, url, pg_state.key_file).database(pool_size=2)
+    try:
+        assert members.heartbeat(db, "r1", 30.0, 0, starting=True) == ["r1"]
+        c.sql(f"ALTER ROLE {role} PASSWORD 'second-password'")
+        pw.write_text("second-password\n")
+        c.sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")  # noqa: S608
+        ok = False
+        for _ in range(6):
+            try:
+                ok = members.heartbeat(db, "r1", 30.0, 0) == ["r1"]
+                break
+            except StateError as e:
+                assert "password" not in str(e).replace("password authentication", ""), e
+                time.sleep(0.5)
+        assert ok, "the rotated password was never used"
+    finally:
+        db.close()

@@ -26,7 +26,7 @@ from reconciler.model import Fingerprinter
 from reconciler.oserror import os_reason
 from reconciler.state.pg import schema
 from reconciler.state.pg.fence import SETTINGS, Fence, server_bound
-from reconciler.state.pg.url import StateUrl
+from reconciler.state.pg.url import StateUrl, reread
 from reconciler.state.store import _key_check
 
 KEY_CHECK = "fingerprint-key-check"
@@ -103,10 +103,10 @@ class Database:
                                   "keepalives_idle": KEEPALIVE_IDLE, "keepalives_interval": KEEPALIVE_INTERVAL,
                                   "keepalives_count": KEEPALIVE_COUNT, "options": " ".join(options),
                                   "tcp_user_timeout": KEEPALIVE_SECONDS * 1000}
-        if url.password is not None:
-            kwargs["password"] = url.password
+        self._url = url
+        self._base = kwargs
         with self.guard():
-            conn = psycopg.connect(url.conninfo, **kwargs)
+            conn = psycopg.connect(url.conninfo, **self._kwargs())
         try:
             with self.guard():
                 if readonly:
@@ -121,9 +121,20 @@ class Database:
         finally:
             conn.close()
         self.fingerprinter = Fingerprinter(key)
-        self._connect: Callable[[], Any] = lambda: psycopg.connect(url.conninfo, **kwargs)
-        self.pool = psycopg_pool.ConnectionPool(url.conninfo, kwargs=kwargs, min_size=1, max_size=max(pool_size, 2),
-                                                timeout=POOL_TIMEOUT, open=True, name="reconciler-state")
+        self._connect: Callable[[], Any] = lambda: psycopg.connect(url.conninfo, **self._kwargs())
+        self.pool = psycopg_pool.ConnectionPool(url.conninfo, kwargs=self._kwargs, min_size=1,
+                                                max_size=max(pool_size, 2), timeout=POOL_TIMEOUT, open=True,
+                                                name="reconciler-state")
+
+    def _kwargs(self) -> dict[str, Any]:
+        """The connection's parameters, with the password read from its reference *now*: one
+        rotated in its file (a Kubernetes Secret, a credential) is used by the next connection,
+        as libpq reads a passfile. An unreadable reference keeps the last password read."""
+        password = self._url.password
+        if self._url.password_ref is not None:
+            with contextlib.suppress(StateError):
+                password = self._url.password = reread(self._url)
+        return {**self._base, "password": password} if password is not None else dict(self._base)
 
     def _check_key(self, conn: Any, key: bytes) -> None:
         check = _key_check(key)

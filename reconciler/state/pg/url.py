@@ -24,15 +24,23 @@ _REFS = ("password_file", "password_credential")
 _MAX_BYTES = 4096
 
 
-@dataclass(frozen=True)
+@dataclass
 class StateUrl:
-    """A checked URL: ``conninfo`` has no password; ``password`` (if any) came by reference."""
+    """A checked URL: ``conninfo`` has no password; ``password`` (if any) came by reference,
+    as last read (:func:`reread` reads it again)."""
 
     conninfo: str
     #: host:port/database, for messages
     where: str
     password_ref: tuple[str, str] | None = None
     password: str | None = field(default=None, repr=False)
+
+
+def reread(url: StateUrl, environ: Mapping[str, str] | None = None) -> str | None:
+    """The password from the URL's reference as it is now (a rotated file's new one)."""
+    if url.password_ref is None:
+        return url.password
+    return _resolve(url.password_ref, os.environ if environ is None else environ)
 
 
 def is_state_url(text: str) -> bool:
