@@ -219,3 +219,17 @@ def test_a_password_rotated_in_its_file_is_used_by_the_next_connection(pg_state:
         assert ok, "the rotated password was never used"
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("flag", ["--replica-name=" + "r" * 254, "--replica-name=réplica", "--replica-name=a\nb",
+                                  "--replica-name= lead", "--shutdown-timeout=nan"])
+def test_a_replica_name_postgresql_would_alter_is_refused(tmp_path: Path, aws_endpoint: str, flag: str) -> None:
+    """The name is also the sessions' application_name, whose non-ASCII characters
+    PostgreSQL shows as '?' (a newline would also split a log line for a human reader)."""
+    from reconciler.cli import main
+
+    ws = Workspace(tmp_path, aws_endpoint)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["run", str(ws.specs), "--listen", "off", "--state-dir", str(ws.state), flag])
+    assert code == 1 and "must" in err.getvalue(), err.getvalue()
