@@ -233,3 +233,29 @@ def test_a_replica_name_postgresql_would_alter_is_refused(tmp_path: Path, aws_en
     with contextlib.redirect_stderr(err):
         code = main(["run", str(ws.specs), "--listen", "off", "--state-dir", str(ws.state), flag])
     assert code == 1 and "must" in err.getvalue(), err.getvalue()
+
+
+def test_a_background_task_that_fails_on_the_state_says_why(tmp_path: Path, aws_endpoint: str,
+                                                            pg_state: PgState) -> None:
+    """A spec removed (SIGHUP) while the database is gone: the task that records the removal
+    fails. The log said only `error_type: StateError`; the state's own message names the
+    database and never a value, so it is logged."""
+    from tests.support.daemon import DaemonHarness, wait_until
+
+    ws = Workspace(tmp_path, aws_endpoint)
+    for n in ("a", "b"):
+        schema = {"keySchema": f"{n}/{{{{secretKey}}}}"}
+        ws.write_spec(f"{n}.yaml", [ws.sync(n, secretPath=f"/{n}", syncOptions=schema)])
+        ws.set_secrets({"A": "1"}, path=f"/{n}")
+    loc = StateLocation(ws.state, pg_state.url, pg_state.key_file)
+    h = DaemonHarness(ws, state=loc, replica="r1", lease_seconds=3.0, state_dir=tmp_path / "local").start()
+    try:
+        h.wait_idle()
+        pg_state.cluster.sql(f"DROP DATABASE {pg_state.db} WITH (FORCE)")
+        (ws.specs / "b.yaml").unlink()
+        h.daemon.request_reload()
+        wait_until(lambda: h.events("daemon.task_failed", task="record-removed"), 30, "the task to fail")
+        event = h.events("daemon.task_failed", task="record-removed")[0]
+        assert "PostgreSQL state at" in event.get("error", ""), event
+    finally:
+        assert h.stop() == 0
