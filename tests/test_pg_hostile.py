@@ -259,3 +259,46 @@ def test_a_background_task_that_fails_on_the_state_says_why(tmp_path: Path, aws_
         assert "PostgreSQL state at" in event.get("error", ""), event
     finally:
         assert h.stop() == 0
+
+
+@pytest.mark.slow
+def test_after_a_long_outage_the_state_is_usable_as_soon_as_the_database_is_back(tmp_path: Path,
+                                                                               pg_cluster: Any) -> None:
+    """psycopg_pool retries a failed connection with a doubling delay for five minutes: after a
+    75 s outage, three replicas stayed 'holding no sync' 50-60 s after the database was back.
+    Its own cluster (stopped and started here)."""
+    import os
+    import time
+
+    from reconciler.errors import StateError
+    from reconciler.state.pg import members
+    from tests.support.postgres import APP_PASSWORD, Cluster
+
+    own = Cluster(pg_cluster.bin)
+    own.start()
+    try:
+        own.create_app_role()
+        db_name = own.new_database()
+        pw, key = tmp_path / "pw", tmp_path / "key"
+        pw.write_text(APP_PASSWORD)
+        key.write_bytes(os.urandom(32))
+        db: Any = StateLocation(tmp_path, own.app_url(db_name, pw), key).database(pool_size=4)
+        members.heartbeat(db, "r1", 30.0, 0, starting=True)
+        own.stop()  # fast, not immediate: the test cluster runs without synchronous commits
+        down = time.monotonic()
+        while time.monotonic() - down < 40:  # heartbeats while it is away
+            with contextlib.suppress(StateError):
+                members.heartbeat(db, "r1", 30.0, 0)
+            time.sleep(1)
+        own.start()
+        back = time.monotonic()
+        while True:
+            try:
+                members.heartbeat(db, "r1", 30.0, 0)
+                break
+            except StateError:
+                assert time.monotonic() - back < 20, "the database is back, the state is not"
+        assert time.monotonic() - back < 12, f"usable {time.monotonic() - back:.1f}s after the database was back"
+        db.close()
+    finally:
+        own.destroy()

@@ -34,6 +34,10 @@ POLL_SECONDS = 0.1
 CONNECT_TIMEOUT = 5
 #: how long a call waits for a pooled connection before the database counts as unreachable
 POOL_TIMEOUT = 10.0
+#: the pool retries a failed connection with a doubling delay for this long, then gives up
+#: until the next call asks again (its default, 5 minutes, let the delay reach a minute: the
+#: state stayed unusable that long after a long outage had ended)
+RECONNECT_TIMEOUT = 10.0
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
 KEEPALIVE_SECONDS = KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_COUNT
 
@@ -124,7 +128,7 @@ class Database:
         self._connect: Callable[[], Any] = lambda: psycopg.connect(url.conninfo, **self._kwargs())
         self.pool = psycopg_pool.ConnectionPool(url.conninfo, kwargs=self._kwargs, min_size=1,
                                                 max_size=max(pool_size, 2), timeout=POOL_TIMEOUT, open=True,
-                                                name="reconciler-state")
+                                                reconnect_timeout=RECONNECT_TIMEOUT, name="reconciler-state")
 
     def _kwargs(self) -> dict[str, Any]:
         """The connection's parameters, with the password read from its reference *now*: one
