@@ -5,7 +5,9 @@
 # Replicas sharing a PostgreSQL state (docs/high-availability.md): pass the URL and the key
 # file by environment, the password and key as mounted files, e.g.
 #   -e RECONCILER_STATE_URL='postgresql://reconciler@db/reconciler?password_file=/run/secrets/state-db-password'
-#   -e RECONCILER_STATE_KEY_FILE=/run/secrets/state-key -e RECONCILER_REPLICA_NAME="$(hostname)"
+#   -e RECONCILER_STATE_KEY_FILE=/run/secrets/state-key
+# (no RECONCILER_REPLICA_NAME: the default, reconciler@<container id>:1, is already unique; a
+# -e RECONCILER_REPLICA_NAME="$(hostname)" would give every container on one host the same name)
 # EXTRAS picks the SDKs baked in: "all" (default), or e.g. "aws" for a much smaller image.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm

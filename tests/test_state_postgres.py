@@ -153,3 +153,35 @@ def test_the_lock_names_the_replica_that_holds_it(pg_state: PgState, tmp_path: P
         b.hold("app", wait=0.3).__enter__()
     a.close()
     b.close()
+
+
+def test_after_the_first_start_a_role_with_only_dml_grants_is_enough(pg_state: PgState, tmp_path: Path) -> None:
+    """What docs/high-availability.md promises a DBA: CREATE for the first start only, then
+    SELECT, INSERT, UPDATE, DELETE on the tables and USAGE on the requests' sequence."""
+    from reconciler.state.pg import members, requests
+
+    StateLocation(tmp_path, pg_state.url, pg_state.key_file).open().close()  # the first start creates
+    role = f"dml_{pg_state.db}"
+    c, db = pg_state.cluster, pg_state.db
+    c.sql(f"CREATE ROLE {role} LOGIN PASSWORD '{APP_PASSWORD}'")
+    for grant in (f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {role}", f"GRANT USAGE ON SCHEMA public TO {role}",
+                  f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+                  f"GRANT USAGE ON SEQUENCE reconciler_requests_id_seq TO {role}"):
+        c.sql(grant, db)
+    url = pg_state.url.replace(f"//{APP_USER}@", f"//{role}@")
+    st: Any = StateLocation(tmp_path, url, pg_state.key_file).open()
+    st.put_inventory("s", {"k": InventoryEntry("k", st.fingerprinter(SecretValue("v")), "1")})
+    st.update_status("s", syncStatus="succeeded")
+    with st.hold("s"):
+        pass
+    assert members.heartbeat(st.db, "r1", 30.0, 0, starting=True) == ["r1"]
+    assert requests.ask(st.db, "s", "trigger", "r1", waited=True) > 0
+    st.close()
+    ro: Any = StateLocation(tmp_path, url, pg_state.key_file).open(readonly=True)
+    assert set(ro.inventory("s")) == {"k"}
+    ro.close()
+    fresh = f"{db}_fresh"
+    c.sql(f"CREATE DATABASE {fresh}")
+    c.sql(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {role}", fresh)
+    with pytest.raises(StateError, match=r"may not create tables there: grant it CREATE on the schema"):
+        StateLocation(tmp_path, url.replace(f"/{db}?", f"/{fresh}?"), pg_state.key_file).open()

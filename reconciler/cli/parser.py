@@ -162,7 +162,7 @@ def _run(sub: Any, name: str, common: argparse.ArgumentParser) -> None:
                         "reconciler@HOST:PID)")
     d.add_argument("--lease-seconds", type=seconds, default=os.environ.get("RECONCILER_LEASE_SECONDS", "30"),
                    metavar="SECONDS", help="with --state-url: a replica silent this long has its syncs taken "
-                                           "over by the others (default: $RECONCILER_LEASE_SECONDS or 30)")
+                                           "over by the others, 1 to 3600 (default: $RECONCILER_LEASE_SECONDS or 30)")
     d.add_argument("--shutdown-timeout", type=seconds, default=30.0, metavar="SECONDS",
                    help="on SIGTERM, wait this long for reconciles in progress (default 30)")
 

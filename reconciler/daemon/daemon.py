@@ -39,6 +39,7 @@ from reconciler.daemon.systemd import Notifier, watchdog_interval
 from reconciler.daemon.watcher import Watcher
 from reconciler.destinations.catalog import Catalog
 from reconciler.engine.sharing import Listings
+from reconciler.errors import StateError
 from reconciler.logging import get_logger
 from reconciler.notify.send import Dispatcher
 from reconciler.sources import catalog
@@ -152,7 +153,10 @@ class Daemon:
     def _reap(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            self.log.error("daemon.task_failed", task=task.get_name(), error_type=type(task.exception()).__name__)
+            e = task.exception()
+            # the type only, unless the state failed: its messages name the database, never a value
+            said = {"error": str(e)} if isinstance(e, StateError) else {}
+            self.log.error("daemon.task_failed", task=task.get_name(), error_type=type(e).__name__, **said)
 
     def _signals(self, *, install: bool) -> None:
         if self.config.install_signals and self._loop is not None:

@@ -17,6 +17,7 @@ from reconciler.engine.connect import open_source
 from reconciler.engine.outcome import Outcome
 from reconciler.engine.reconcile import Reconciler
 from reconciler.engine.sharing import Listings
+from reconciler.errors import ReconcilerError
 from reconciler.logging import get_logger
 from reconciler.sources.catalog import SourceCatalog
 from reconciler.specs.model import SecretSync, SpecSet
@@ -46,7 +47,11 @@ def execute(specs: SpecSet, sync: SecretSync, states: Opener, run_id: str, reaso
             state = states.open()
             out = Reconciler(specs, state, destinations=destinations, listings=listings,
                              sources=functools.partial(open_source, sources=sources), stop=halt).apply_sync(sync)
-            managed = len(state.inventory(sync.name))
+            if out.error is None:  # a run that failed whole may have failed on the state: no second wait
+                managed = len(state.inventory(sync.name))
+        except ReconcilerError as e:  # the state cannot be opened or read: its own words, not "internal"
+            log.error("reconcile.state_failed", error=str(e))
+            out = Outcome(sync.name, sync.destination, error=str(e))
         except Exception as e:
             log.error("reconcile.crashed", error_type=type(e).__name__)
             out = Outcome(sync.name, sync.destination, error=f"internal error ({type(e).__name__})")

@@ -65,6 +65,7 @@ class Fleet:
                               "Syncs this replica took over from a replica that left or died.", ["replica"],
                               registry=r)
         self._held.labels(replica).set_function(lambda: len(self.held()))  # as of the scrape
+        self._taken.labels(replica)  # exported at 0 before the first takeover
         self._live = Gauge("reconciler_replicas_live", "Replicas this one sees alive (itself included).",
                            registry=r)
 

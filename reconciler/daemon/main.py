@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 
 from reconciler.daemon.config import ConfigError, DaemonConfig, parse_listen
 from reconciler.logging import get_logger
 from reconciler.state.location import StateLocation
+
+#: a lease shorter than a second beats faster than a busy database answers; one longer than
+#: an hour leaves a dead replica's syncs unreconciled that long
+MIN_LEASE, MAX_LEASE = 1.0, 3600.0
+#: a replica's name is also its sessions' application_name, which PostgreSQL shows in ASCII
+#: (other characters as "?"; and only the first 63)
+_REPLICA_NAME = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,252}")
 
 
 def run(spec_dir: Path, state: StateLocation, *, listen: str, workers: int, per_connection: int,
@@ -21,10 +29,14 @@ def run(spec_dir: Path, state: StateLocation, *, listen: str, workers: int, per_
         address = parse_listen(listen)
         if workers < 1 or per_connection < 1:
             raise ConfigError("--workers and --per-connection must be at least 1")
-        if shutdown_timeout < 0:
+        if not shutdown_timeout >= 0:  # also refuses nan
             raise ConfigError("--shutdown-timeout must not be negative")
-        if lease_seconds < 1:
-            raise ConfigError("--lease-seconds must be at least 1")
+        if replica is not None and not _REPLICA_NAME.fullmatch(replica):
+            raise ConfigError(f"--replica-name {replica!r} must be 1 to 253 printable ASCII characters (a "
+                              "Kubernetes pod name fits; PostgreSQL shows sessions' names in ASCII)")
+        if not MIN_LEASE <= lease_seconds <= MAX_LEASE:  # also refuses nan
+            raise ConfigError(f"--lease-seconds must be between {MIN_LEASE:g} and {MAX_LEASE:g} seconds "
+                              f"(got {lease_seconds:g})")
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -15,6 +15,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
+from reconciler.errors import StateError
 from reconciler.logging import get_logger
 
 Factory = Callable[[], Awaitable[None]]
@@ -49,8 +50,9 @@ class Supervisor:
                 self._log.error("daemon.task_ended", task=name)
             except asyncio.CancelledError:
                 raise
-            except Exception as e:  # the type only: a message might quote a file's bytes
-                self._log.error("daemon.task_failed", task=name, error_type=type(e).__name__)
+            except Exception as e:  # the type only (a message might quote a file's bytes), unless the state's
+                said = {"error": str(e)} if isinstance(e, StateError) else {}
+                self._log.error("daemon.task_failed", task=name, error_type=type(e).__name__, **said)
             if self._stopping:
                 return
             now = self._clock()

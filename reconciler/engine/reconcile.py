@@ -16,7 +16,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from reconciler.engine.outcome import Outcome, Refused, record_status
 from reconciler.engine.sharing import Listings, Member
 from reconciler.errors import ConfigError, ReconcilerError, StateError
 from reconciler.logging import current_run_id, get_logger
-from reconciler.model import InventoryEntry
+from reconciler.model import InventoryEntry, ObservedEntry
 from reconciler.planning import inventory as inv_rules
 from reconciler.planning import sync as planning
 from reconciler.planning.options import PlanOptions
@@ -76,6 +76,17 @@ def members(specs: SpecSet, destinations: Catalog, syncs: Iterable[SecretSync]) 
             view = s.view(specs.connections.get(s.connection))
             out.append((s.name, target_id(specs, destinations, s), naming.scope(desc, view)))
     return out
+
+
+def _agrees(observed: Mapping[str, ObservedEntry], inventory: Mapping[str, InventoryEntry], sync: str) -> bool:
+    """A shared listing matches what this sync recorded writing: each recorded key is listed
+    at its recorded version, and each key listed as this sync's is recorded. Otherwise the
+    listing may predate another process's run of the sync (or the destination changed)."""
+    for key, inv in inventory.items():
+        seen = observed.get(key)
+        if seen is None or (inv.version is not None and seen.version is not None and seen.version != inv.version):
+            return False
+    return all(key in inventory for key, e in observed.items() if e.owner == sync)
 
 
 class Reconciler:
@@ -143,7 +154,11 @@ class Reconciler:
             import_priority = sync.initial_sync_behavior.removeprefix("import-prioritize-")
         importing = import_priority is not None
         scope = naming.scope(desc, ctx.view, wanted=rendered.entries)
-        listed = self.listings.list(sync.name, ctx.target_id, ctx.session, scope, desc.names.fold)
+        def agrees(entries: list[ObservedEntry]) -> bool:
+            return _agrees(planning.observe(desc, ctx.view, entries, rendered, ctx.inventory), ctx.inventory,
+                           sync.name)
+
+        listed = self.listings.list(sync.name, ctx.target_id, ctx.session, scope, desc.names.fold, agrees)
         observed = planning.observe(desc, ctx.view, listed, rendered, ctx.inventory)
         wanted = planning.reads_needed(observed, options, lambda k: importing or k in rendered.entries,
                                        force=importing)

@@ -15,6 +15,7 @@ lists for itself.
 from __future__ import annotations
 
 import bisect
+import builtins
 import os
 import threading
 import time
@@ -93,8 +94,23 @@ class Listings:
             for t in targets:
                 self._by_target.pop(t, None)
 
-    def list(self, sync: str, target: str, session: Session, scope: Scope,
-             fold: Callable[[str], str]) -> list[ObservedEntry]:
+    def list(self, sync: str, target: str, session: Session, scope: Scope, fold: Callable[[str], str],
+             agrees: Callable[[list[ObservedEntry]], bool] | None = None) -> list[ObservedEntry]:
+        """This sync's entries: from the shared listing, unless ``agrees`` (the sync's own
+        record of what it wrote, read under its lock) finds the shared one stale for it — another
+        process (a replica, an ``apply``) ran the sync after the listing was taken — then listed
+        afresh. A destination changed out of band costs one listing more."""
+        got = self._list(sync, target, session, scope, fold)
+        if got is None:
+            return session.list(scope)
+        entries, fresh = got  # fresh: listed just now, under this sync's lock
+        if not fresh and agrees is not None and not agrees(entries):
+            return session.list(scope)
+        return entries
+
+    def _list(self, sync: str, target: str, session: Session, scope: Scope,
+              fold: Callable[[str], str]) -> tuple[builtins.list[ObservedEntry], bool] | None:
+        """From the shared listing, and whether this call listed it (None: none for this sync)."""
         with self._lock:
             shared = self._by_target.get(target)
             if shared is not None and (sync not in shared.pending or time.monotonic() > shared.expires):
@@ -102,7 +118,7 @@ class Listings:
                     del self._by_target[target]
                 shared = None
         if shared is None:
-            return session.list(scope)
+            return None
         with shared.lock:
             first = shared.entries is None
             if first:
@@ -113,7 +129,7 @@ class Listings:
                 del self._by_target[target]
         mine = shared.under(fold(scope.list_prefix))
         if first:
-            return mine
+            return mine, True
         missing = frozenset(n for n in scope.wanted if not shared.has(fold(n)))
         extra = session.list(Scope(exact=missing, wanted=missing, pending_only=True)) if missing else []
-        return [*mine, *extra]
+        return [*mine, *extra], False

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from reconciler.model import Fingerprinter
 from reconciler.oserror import os_reason
 from reconciler.state.pg import schema
 from reconciler.state.pg.fence import SETTINGS, Fence, server_bound
-from reconciler.state.pg.url import StateUrl
+from reconciler.state.pg.url import StateUrl, reread
 from reconciler.state.store import _key_check
 
 KEY_CHECK = "fingerprint-key-check"
@@ -33,6 +34,10 @@ POLL_SECONDS = 0.1
 CONNECT_TIMEOUT = 5
 #: how long a call waits for a pooled connection before the database counts as unreachable
 POOL_TIMEOUT = 10.0
+#: the pool retries a failed connection with a doubling delay for this long, then gives up
+#: until the next call asks again (its default, 5 minutes, let the delay reach a minute: the
+#: state stayed unusable that long after a long outage had ended)
+RECONNECT_TIMEOUT = 10.0
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
 KEEPALIVE_SECONDS = KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_COUNT
 
@@ -80,6 +85,9 @@ class Database:
                  name: str | None = None) -> None:
         psycopg, psycopg_pool = _psycopg()
         self._errors = self.errors = psycopg.Error
+        self._operational = psycopg.OperationalError
+        self._rechecking = threading.Lock()
+        self._recheck_thread: threading.Thread | None = None
         self._pool_timeout = psycopg_pool.PoolTimeout
         self.where = url.where
         self.readonly = readonly
@@ -99,10 +107,10 @@ class Database:
                                   "keepalives_idle": KEEPALIVE_IDLE, "keepalives_interval": KEEPALIVE_INTERVAL,
                                   "keepalives_count": KEEPALIVE_COUNT, "options": " ".join(options),
                                   "tcp_user_timeout": KEEPALIVE_SECONDS * 1000}
-        if url.password is not None:
-            kwargs["password"] = url.password
+        self._url = url
+        self._base = kwargs
         with self.guard():
-            conn = psycopg.connect(url.conninfo, **kwargs)
+            conn = psycopg.connect(url.conninfo, **self._kwargs())
         try:
             with self.guard():
                 if readonly:
@@ -117,9 +125,20 @@ class Database:
         finally:
             conn.close()
         self.fingerprinter = Fingerprinter(key)
-        self._connect: Callable[[], Any] = lambda: psycopg.connect(url.conninfo, **kwargs)
-        self.pool = psycopg_pool.ConnectionPool(url.conninfo, kwargs=kwargs, min_size=1, max_size=max(pool_size, 2),
-                                                timeout=POOL_TIMEOUT, open=True, name="reconciler-state")
+        self._connect: Callable[[], Any] = lambda: psycopg.connect(url.conninfo, **self._kwargs())
+        self.pool = psycopg_pool.ConnectionPool(url.conninfo, kwargs=self._kwargs, min_size=1,
+                                                max_size=max(pool_size, 2), timeout=POOL_TIMEOUT, open=True,
+                                                reconnect_timeout=RECONNECT_TIMEOUT, name="reconciler-state")
+
+    def _kwargs(self) -> dict[str, Any]:
+        """The connection's parameters, with the password read from its reference *now*: one
+        rotated in its file (a Kubernetes Secret, a credential) is used by the next connection,
+        as libpq reads a passfile. An unreadable reference keeps the last password read."""
+        password = self._url.password
+        if self._url.password_ref is not None:
+            with contextlib.suppress(StateError):
+                password = self._url.password = reread(self._url)
+        return {**self._base, "password": password} if password is not None else dict(self._base)
 
     def _check_key(self, conn: Any, key: bytes) -> None:
         check = _key_check(key)
@@ -142,6 +161,8 @@ class Database:
             raise StateError(f"the PostgreSQL state at {self.where} cannot be reached (no connection within "
                              f"{POOL_TIMEOUT:g}s)") from None
         except self._errors as e:
+            if isinstance(e, self._operational) and getattr(self, "pool", None) is not None:
+                self._recheck()
             text = " ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
             raise StateError(f"the PostgreSQL state at {self.where} failed: {text}") from None
 
@@ -149,6 +170,20 @@ class Database:
     def connection(self) -> Iterator[Any]:
         with self.guard(), self.pool.connection() as conn:
             yield conn
+
+    def _recheck(self) -> None:
+        """A connection broke: the server may have ended every session (a restart, a failover,
+        ``pg_terminate_backend``). Test the idle ones now, in the background (a cut network
+        makes each test wait), so the next call does not draw the next dead one."""
+        with self._rechecking:
+            if self._recheck_thread is not None and self._recheck_thread.is_alive():
+                return
+            self._recheck_thread = threading.Thread(target=self._check_pool, name="state-pool-check", daemon=True)
+            self._recheck_thread.start()
+
+    def _check_pool(self) -> None:
+        with contextlib.suppress(Exception):  # a pool being closed: nothing left to check
+            self.pool.check()
 
     def connect(self) -> Any:
         """A connection of its own, outside the pool (a listener keeps it for good)."""

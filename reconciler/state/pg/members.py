@@ -17,6 +17,8 @@ import socket
 from collections.abc import Iterable
 from typing import Any
 
+from reconciler.logging import get_logger
+
 #: a member counts as live while its last heartbeat is younger than this share of the lease;
 #: with heartbeats every third of it, one missed beat is tolerated and a dead member is seen
 #: by the others within one lease
@@ -40,14 +42,22 @@ def heartbeat(db: Any, replica: str, lease: float, held: int, *, starting: bool 
     """Say this replica is alive (and how many syncs it holds); the live members, sorted.
     ``starting``: this process's first beat (a replica restarted under the same name is a new
     one: what the old one had claimed is claimable again)."""
+    me = (socket.gethostname(), os.getpid())
     with db.connection() as conn, conn.transaction():
+        row = conn.execute("SELECT host, pid FROM reconciler_replicas WHERE id = %s FOR UPDATE", (replica,)).fetchone()
+        if row is not None and not starting and (row[0], row[1]) != me:
+            # our row, last written by another live process: two replicas were given one name
+            get_logger(component="fleet", replica=replica).error(
+                "fleet.replica_name_taken", message=f"another process, {row[0]}:{row[1]}, runs as replica {replica} "
+                "too: both run the syncs of that name (one at a time); give each replica its own --replica-name")
         conn.execute("INSERT INTO reconciler_replicas (id, host, pid, held, lease_seconds) VALUES (%s, %s, %s, %s, %s) "
                      "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), held = excluded.held, "
                      "lease_seconds = excluded.lease_seconds, pid = excluded.pid, started_at = CASE WHEN %s "
                      "THEN now() ELSE reconciler_replicas.started_at END",
-                     (replica, socket.gethostname(), os.getpid(), held, lease, starting))
-        conn.execute("DELETE FROM reconciler_replicas WHERE heartbeat_at < now() - make_interval(secs => %s)",
-                     (lease * FORGET_AFTER_LEASES,))
+                     (replica, *me, held, lease, starting))
+        # each row by its own lease, as liveness is: a live replica with a longer lease stays
+        conn.execute("DELETE FROM reconciler_replicas WHERE heartbeat_at < now() - "
+                     "make_interval(secs => lease_seconds * %s)", (FORGET_AFTER_LEASES,))
         return _live(conn)
 
 

@@ -78,6 +78,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 LATEST = len(MIGRATIONS)
+_INSUFFICIENT_PRIVILEGE = "42501"
 
 
 def current_version(conn: Any) -> int | None:
@@ -97,15 +98,25 @@ def migrate(conn: Any, where: str) -> int:
     """Bring the schema to :data:`LATEST`; returns how many migrations this call applied."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (LOCK_NAMESPACE_MIGRATE,))
-        conn.execute("CREATE TABLE IF NOT EXISTS reconciler_schema ("
-                     "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-        version = current_version(conn) or 0
-        if version > LATEST:
+        version = current_version(conn)
+        if version is not None and version > LATEST:
             raise _too_new(version, where)
-        for n in range(version + 1, LATEST + 1):
-            conn.execute(MIGRATIONS[n - 1])
-            conn.execute("INSERT INTO reconciler_schema (version) VALUES (%s)", (n,))
-        return LATEST - version
+        if version == LATEST:
+            return 0  # no DDL: after the first start the role needs no CREATE on the schema
+        try:
+            if version is None:
+                conn.execute("CREATE TABLE reconciler_schema ("
+                             "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+            for n in range((version or 0) + 1, LATEST + 1):
+                conn.execute(MIGRATIONS[n - 1])
+                conn.execute("INSERT INTO reconciler_schema (version) VALUES (%s)", (n,))
+        except Exception as e:
+            if getattr(e, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
+                raise
+            raise StateError(f"the state database {where} is at schema version {version or 0} and this reconciler "
+                             f"needs {LATEST}, but its role may not create tables there: grant it CREATE on the "
+                             "schema for this start (docs/high-availability.md)") from None
+        return LATEST - (version or 0)
 
 
 def check_readable(conn: Any, where: str) -> bool:

@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from reconciler.errors import StateError
 
@@ -24,15 +24,23 @@ _REFS = ("password_file", "password_credential")
 _MAX_BYTES = 4096
 
 
-@dataclass(frozen=True)
+@dataclass
 class StateUrl:
-    """A checked URL: ``conninfo`` has no password; ``password`` (if any) came by reference."""
+    """A checked URL: ``conninfo`` has no password; ``password`` (if any) came by reference,
+    as last read (:func:`reread` reads it again)."""
 
     conninfo: str
     #: host:port/database, for messages
     where: str
     password_ref: tuple[str, str] | None = None
     password: str | None = field(default=None, repr=False)
+
+
+def reread(url: StateUrl, environ: Mapping[str, str] | None = None) -> str | None:
+    """The password from the URL's reference as it is now (a rotated file's new one)."""
+    if url.password_ref is None:
+        return url.password
+    return _resolve(url.password_ref, os.environ if environ is None else environ)
 
 
 def is_state_url(text: str) -> bool:
@@ -66,9 +74,12 @@ def parse(text: str, environ: Mapping[str, str] | None = None) -> StateUrl:
         raise StateError("the state URL names more than one password reference; keep one")
     password = _resolve(refs[0], env) if refs else None
     kept = [(k, v) for k, v in query if k not in _REFS]
-    conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))
-    host = parts.hostname or "localhost"
-    where = f"{host}:{port or 5432}/{parts.path.lstrip('/') or parts.username or 'default'}"
+    # not urlunsplit: it drops the "//" of an empty host (postgresql:///db?host=/run/postgresql)
+    conninfo = f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{urlencode(kept)}" if kept else "")
+    given = dict(kept)  # libpq's query parameters override the URL's parts
+    host = given.get("host") or given.get("hostaddr") or parts.hostname or "localhost"
+    db = given.get("dbname") or parts.path.lstrip("/") or given.get("user") or parts.username or "default"
+    where = f"{host}:{given.get('port') or port or 5432}/{db}"
     return StateUrl(conninfo, where, refs[0] if refs else None, password)
 
 
