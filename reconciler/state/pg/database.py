@@ -158,13 +158,23 @@ class Database:
         try:
             yield
         except self._pool_timeout:
+            why = self._why_no_connection()
             raise StateError(f"the PostgreSQL state at {self.where} cannot be reached (no connection within "
-                             f"{POOL_TIMEOUT:g}s)") from None
+                             f"{POOL_TIMEOUT:g}s{': ' + why if why else ''})") from None
         except self._errors as e:
             if isinstance(e, self._operational) and getattr(self, "pool", None) is not None:
                 self._recheck()
             text = " ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
             raise StateError(f"the PostgreSQL state at {self.where} failed: {text}") from None
+
+    def _why_no_connection(self) -> str | None:
+        """The server's own answer to one connection of our own (the pool logs its attempts'
+        errors but keeps them): a dropped database, a rotated password, a refused port."""
+        try:
+            self._connect().close()
+        except self._errors as e:
+            return " ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
+        return None
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
