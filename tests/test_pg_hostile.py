@@ -302,3 +302,45 @@ def test_after_a_long_outage_the_state_is_usable_as_soon_as_the_database_is_back
         db.close()
     finally:
         own.destroy()
+
+
+def test_a_pool_that_cannot_connect_says_why(pg_state: PgState, tmp_path: Path) -> None:
+    """'cannot be reached (no connection within 10s)' hid the server's own answer (the
+    database was dropped, the password rotated): /readyz and a trigger said nothing useful."""
+    from reconciler.errors import StateError
+    from reconciler.state.pg import members
+
+    db: Any = StateLocation(tmp_path, pg_state.url, pg_state.key_file).database(pool_size=2)
+    try:
+        pg_state.cluster.sql(f"DROP DATABASE {pg_state.db} WITH (FORCE)")
+        errors = []
+        for _ in range(2):  # the first may fail on the connection the server just ended
+            with pytest.raises(StateError) as e:
+                members.heartbeat(db, "r1", 30.0, 0)
+            errors.append(str(e.value))
+        assert f'database "{pg_state.db}" does not exist' in errors[-1], errors
+    finally:
+        db.close()
+
+
+def test_a_running_replica_whose_key_is_no_longer_the_databases_holds_nothing(pg_state: PgState,
+                                                                              tmp_path: Path) -> None:
+    """The key was checked at start only: after a key reset ('A lost key') or another key's
+    check written meanwhile, a replica still running would record fingerprints under a key
+    the others do not share, and each side would rewrite the other's secrets. Its heartbeat
+    now checks the key too, and fails (the replica then holds no sync) saying why."""
+    from reconciler.errors import StateError
+    from reconciler.state.pg import members
+
+    db: Any = StateLocation(tmp_path, pg_state.url, pg_state.key_file).database(pool_size=2)
+    try:
+        assert members.heartbeat(db, "r1", 30.0, 0, starting=True) == ["r1"]
+        pg_state.cluster.sql("UPDATE reconciler_meta SET value = 'another' WHERE name = 'fingerprint-key-check'",
+                             pg_state.db)
+        with pytest.raises(StateError, match="not the key the state database"):
+            members.heartbeat(db, "r1", 30.0, 0)
+        pg_state.cluster.sql("DELETE FROM reconciler_meta WHERE name = 'fingerprint-key-check'", pg_state.db)
+        with pytest.raises(StateError, match=r"key check .* was removed"):
+            members.heartbeat(db, "r1", 30.0, 0)
+    finally:
+        db.close()

@@ -5,6 +5,7 @@ state writes the daemon makes itself."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -48,7 +49,8 @@ def execute(specs: SpecSet, sync: SecretSync, states: Opener, run_id: str, reaso
             out = Reconciler(specs, state, destinations=destinations, listings=listings,
                              sources=functools.partial(open_source, sources=sources), stop=halt).apply_sync(sync)
             if out.error is None:  # a run that failed whole may have failed on the state: no second wait
-                managed = len(state.inventory(sync.name))
+                with contextlib.suppress(ReconcilerError):  # only a metric: the run's outcome stands
+                    managed = len(state.inventory(sync.name))
         except ReconcilerError as e:  # the state cannot be opened or read: its own words, not "internal"
             log.error("reconcile.state_failed", error=str(e))
             out = Outcome(sync.name, sync.destination, error=str(e))

@@ -9,7 +9,9 @@ each still plans and applies only its own scope, and scopes on one target never 
 destination whose listing does not include soft-deleted entries (Key Vault finds those only
 by name) is asked, per sync, for just the pending-deletion entries of that sync's names. A
 shared listing is served to each member once, and only for ``ttl`` seconds; anything else
-lists for itself.
+lists for itself. Another *process* may run a member between the listing and that member's
+lock (replicas, an ``apply`` beside the daemon): the member checks the shared entries against
+its own record, read under its lock, and lists for itself when they disagree.
 """
 
 from __future__ import annotations

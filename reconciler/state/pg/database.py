@@ -94,6 +94,7 @@ class Database:
         self.name = name or replica_name()
         key = load_key(key_file)
         self._key_file = key_file
+        self._key_check = _key_check(key)
         # keepalives both ways: a replica cut off by the network has its sessions (and so its
         # sync locks) ended by the server in about KEEPALIVE_SECONDS, and notices it itself (a
         # call blocked on a cut connection fails after as long: tcp_user_timeout); the server
@@ -121,7 +122,7 @@ class Database:
                     if applied:
                         get_logger().info("state.migrated", state=self.where, applied=applied, version=schema.LATEST)
                 if self.ready:
-                    self._check_key(conn, key)
+                    self._check_key(conn)
         finally:
             conn.close()
         self.fingerprinter = Fingerprinter(key)
@@ -140,13 +141,21 @@ class Database:
                 password = self._url.password = reread(self._url)
         return {**self._base, "password": password} if password is not None else dict(self._base)
 
-    def _check_key(self, conn: Any, key: bytes) -> None:
-        check = _key_check(key)
+    def _check_key(self, conn: Any) -> None:
+        check = self._key_check
         if not self.readonly:
             conn.execute("INSERT INTO reconciler_meta (name, value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
                          (KEY_CHECK, check))
+        self.verify_key(conn, missing_ok=True)
+
+    def verify_key(self, conn: Any, *, missing_ok: bool = False) -> None:
+        """The database's key check is still this replica's key (each heartbeat asks: a key
+        reset, or another key's check, while this replica runs would otherwise go unseen)."""
         row = conn.execute("SELECT value FROM reconciler_meta WHERE name = %s", (KEY_CHECK,)).fetchone()
-        if row is not None and row[0] != check:
+        if row is None and not missing_ok:
+            raise StateError(f"the fingerprint key check in the state database {self.where} was removed while this "
+                             f"replica ran (a key reset?): restart it with the key file every replica now uses")
+        if row is not None and row[0] != self._key_check:
             raise StateError(
                 f"the fingerprint key in {self._key_file} is not the key the state database {self.where} was made "
                 "with: every replica must use the same key file (refusing to start, or each would rewrite every "
@@ -158,13 +167,23 @@ class Database:
         try:
             yield
         except self._pool_timeout:
+            why = self._why_no_connection()
             raise StateError(f"the PostgreSQL state at {self.where} cannot be reached (no connection within "
-                             f"{POOL_TIMEOUT:g}s)") from None
+                             f"{POOL_TIMEOUT:g}s{': ' + why if why else ''})") from None
         except self._errors as e:
             if isinstance(e, self._operational) and getattr(self, "pool", None) is not None:
                 self._recheck()
             text = " ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
             raise StateError(f"the PostgreSQL state at {self.where} failed: {text}") from None
+
+    def _why_no_connection(self) -> str | None:
+        """The server's own answer to one connection of our own (the pool logs its attempts'
+        errors but keeps them): a dropped database, a rotated password, a refused port."""
+        try:
+            self._connect().close()
+        except self._errors as e:
+            return " ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
+        return None
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:

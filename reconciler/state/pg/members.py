@@ -44,6 +44,7 @@ def heartbeat(db: Any, replica: str, lease: float, held: int, *, starting: bool 
     one: what the old one had claimed is claimable again)."""
     me = (socket.gethostname(), os.getpid())
     with db.connection() as conn, conn.transaction():
+        db.verify_key(conn)  # a replica whose key is no longer the fleet's must hold nothing
         row = conn.execute("SELECT host, pid FROM reconciler_replicas WHERE id = %s FOR UPDATE", (replica,)).fetchone()
         if row is not None and not starting and (row[0], row[1]) != me:
             # our row, last written by another live process: two replicas were given one name
