@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,22 @@ def test_executable_with_its_output_closed_exits_without_a_traceback(tmp_path: P
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 1
     assert "Traceback" not in err, err
+
+
+def test_a_reader_that_stops_early_gets_no_broken_pipe_error(tmp_path: Path) -> None:
+    """`reconciler status DIR | head -1`: a reader that has gone (here: before anything was
+    written) is no error to report, as with git or cat."""
+    (tmp_path / "s.yaml").write_text("kind: SecretSync\nname: app\nsource: local\nenvironment: dev\n"
+                                     "secretPath: /app\ndestination: aws-secrets-manager\nconnection: aws\n"
+                                     "destinationConfig: {region: us-east-1}\n")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        r = subprocess.run([sys.executable, "-m", "reconciler.cli", "status", str(tmp_path),
+                            "--state-dir", str(tmp_path / "state")], stdout=write_end, stderr=subprocess.PIPE,
+                           text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert r.returncode == 1
+    assert "broken pipe" not in r.stderr.lower() and "Traceback" not in r.stderr, r.stderr
+    assert "Exception ignored" not in r.stderr, r.stderr

@@ -54,6 +54,16 @@ def command(name: str) -> Callable[[argparse.Namespace], int]:
     return handler
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: the interpreter's own flush at exit must not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (a test's StringIO): nothing will flush it
+        pass
+
+
 def main(argv: Sequence[str] | None = None, *, collect: bool = True) -> int:
     """Run one command; its exit code. ``collect``: turn the cyclic garbage collector (back)
     on before the command runs, with what loaded so far frozen out of its passes."""
@@ -76,6 +86,9 @@ def main(argv: Sequence[str] | None = None, *, collect: bool = True) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `reconciler status | head`: the reader has what it wanted, as with git or cat
+        _silence_stdout()
+        return EXIT_ERROR
     except Exception as e:  # last line of defence: a clear message, never a traceback
         from reconciler.state.store import StateError
 
