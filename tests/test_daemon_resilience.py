@@ -128,6 +128,20 @@ def test_a_part_that_keeps_dying_stops_the_daemon_with_exit_code_1(ws: Workspace
     assert h.leaks() == []
 
 
+def test_a_scheduler_that_stopped_fails_health_and_stops_the_daemon_with_exit_code_1(ws: Workspace) -> None:
+    """Nothing would run on time again: /healthz says why, and the daemon exits 1 so the
+    service manager starts a fresh one."""
+    ws.write_spec("app.yaml", [ws.sync()])
+    ws.set_secrets({"A": "1"})
+    h = DaemonHarness(ws).start()
+    assert h.http("GET", "/healthz")[0] == 200
+    h.on_loop(h.daemon.schedule.shutdown)
+    h._thread.join(10)
+    assert not h._thread.is_alive(), "the daemon must not keep running without its scheduler"
+    assert h.code == 1
+    assert any("scheduler stopped" in str(e) for e in h.events("daemon.failed")), h.events("daemon.failed")
+
+
 def test_the_watcher_survives_a_failing_handler() -> None:
     """Whatever a batch of file events fails on, the next batch is still handled."""
     from reconciler.daemon.watcher import Watcher

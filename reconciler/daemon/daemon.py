@@ -27,6 +27,7 @@ from reconciler.daemon.batches import Batches
 from reconciler.daemon.config import DaemonConfig
 from reconciler.daemon.execute import RunResult, execute, record_removed
 from reconciler.daemon.fleet import StateService
+from reconciler.daemon.health import Health
 from reconciler.daemon.logs import bridge_stdlib
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.records import SyncRecord
@@ -35,7 +36,7 @@ from reconciler.daemon.runs import Runs
 from reconciler.daemon.schedule import Schedule
 from reconciler.daemon.specdiff import merge
 from reconciler.daemon.supervisor import Supervisor
-from reconciler.daemon.systemd import Notifier, watchdog_interval
+from reconciler.daemon.systemd import Notifier
 from reconciler.daemon.watcher import Watcher
 from reconciler.destinations.catalog import Catalog
 from reconciler.engine.sharing import Listings
@@ -52,8 +53,6 @@ __all__ = ["Daemon", "RunResult"]
 Loader = Callable[[Any], SpecSet]
 #: after the stop timeout: how long the writes in flight of halted runs get to finish
 HALT_GRACE = 5.0
-#: how often the health monitor looks at the scheduler (seconds)
-MONITOR_SECONDS = 1.0
 
 
 class Daemon:
@@ -87,6 +86,7 @@ class Daemon:
                              per_connection=config.per_connection)
         self.watcher = Watcher(self._on_files, step_ms=config.watch_step_ms, debounce_ms=config.watch_debounce_ms)
         self.supervisor = Supervisor(self._fatal, restarts=config.max_restarts, pause=config.restart_pause)
+        self.health = Health(self.supervisor, self.schedule, lambda: self._stop is None or self._stop.is_set())
         self.server: Any = None
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -118,7 +118,7 @@ class Daemon:
             await self.reload("startup")
             self.notifier.notify(ready=1, status=self._summary(), mainpid=os.getpid())
             self.supervisor.start("file watcher", self.watcher.run)
-            self.supervisor.start("health monitor", self._monitor)
+            self.supervisor.start("health monitor", lambda: self.health.monitor(self.notifier, self._fatal))
             await self._stop.wait()
             return await self._shutdown()
         finally:
@@ -190,24 +190,8 @@ class Daemon:
         self.log.info("daemon.stopped", abandoned=unfinished, exit_code=self.exit_code)
         return self.exit_code
 
-    async def _monitor(self) -> None:
-        """Pets systemd's watchdog while healthy; a scheduler that stopped is fatal (nothing
-        would run on time again)."""
-        every = watchdog_interval()
-        while True:
-            if not self.schedule.running and self._stop is not None and not self._stop.is_set():
-                self._fatal("scheduler stopped")
-                return
-            if every is not None and self.healthy()[0]:
-                self.notifier.notify(watchdog=1)
-            await asyncio.sleep(min(every or MONITOR_SECONDS, MONITOR_SECONDS))
-
     def healthy(self) -> tuple[bool, list[str]]:
-        """The loop answers (we are running on it); the watcher and scheduler still live."""
-        problems = self.supervisor.problems()
-        if not self.schedule.running and self._stop is not None and not self._stop.is_set():
-            problems.append("scheduler stopped")
-        return not problems, problems
+        return self.health.check()
 
     def not_ready(self) -> str | None:
         """Why ``/readyz`` fails: not loaded, first reconcile still running, or a part down."""
