@@ -23,41 +23,17 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
-
 os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
                   AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
                   AWS_EC2_METADATA_DISABLED="true", NO_COLOR="1")
 
 import boto3
+from daemonbench import save_secrets, write_specs
 from moto.server import ThreadedMotoServer
 
 from reconciler.daemon.config import DaemonConfig
 from reconciler.daemon.daemon import Daemon
 from reconciler.logging import configure
-
-
-def _specs(root: Path, endpoint: str, syncs: int) -> None:
-    docs: list[dict[str, object]] = [
-        {"kind": "Connection", "name": "local", "app": "file", "path": "../secrets.yaml"},
-        {"kind": "Connection", "name": "aws", "app": "aws", "endpoint": endpoint, "region": "us-east-1",
-         "credentials": {"method": "access-key", "accessKeyId": {"env": "AWS_ACCESS_KEY_ID"},
-                         "secretAccessKey": {"env": "AWS_SECRET_ACCESS_KEY"}}},
-    ]
-    for i in range(syncs):
-        docs.append({"kind": "SecretSync", "name": f"s{i}", "source": "local", "environment": "dev",
-                     "secretPath": f"/s{i}", "destination": "aws-secrets-manager", "connection": "aws",
-                     "destinationConfig": {"region": "us-east-1", "mappingBehavior": "one-to-one"},
-                     "syncOptions": {"keySchema": f"s{i}/{{{{secretKey}}}}"}})
-    (root / "specs").mkdir()
-    (root / "specs" / "specs.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
-
-
-def _save(path: Path, syncs: int, keys: int, rnd: int) -> None:
-    data = {"dev": {f"/s{i}": {f"K{k}": f"r{rnd}-{i}-{k}" for k in range(keys)} for i in range(syncs)}}
-    tmp = path.with_name(".secrets.yaml.tmp")
-    tmp.write_text(yaml.safe_dump(data))
-    os.replace(tmp, path)
 
 
 def _rss_mb() -> float:
@@ -86,9 +62,9 @@ def main() -> int:
     sm = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        _specs(root, endpoint, args.syncs)
+        write_specs(root, endpoint, args.syncs)
         secrets = root / "secrets.yaml"
-        _save(secrets, args.syncs, args.keys, 0)
+        save_secrets(secrets, args.syncs, args.keys, 0)
         daemon = Daemon(DaemonConfig(spec_dir=root / "specs", state_dir=root / "state", listen=None,
                                      install_signals=False))
         t = threading.Thread(target=lambda: asyncio.run(daemon.run()), daemon=True)
@@ -99,7 +75,7 @@ def main() -> int:
         latencies = []
         for rnd in range(1, args.saves + 1):
             t0 = time.perf_counter()
-            _save(secrets, args.syncs, args.keys, rnd)
+            save_secrets(secrets, args.syncs, args.keys, rnd)
             waiting = set(range(args.syncs))  # every changed sync: "applied" is the last of them
             while waiting:
                 waiting = {i for i in waiting

@@ -26,39 +26,15 @@ import time
 import urllib.request
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests package holds the cluster helper
 os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
                   AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
                   AWS_EC2_METADATA_DISABLED="true", NO_COLOR="1")
 
+from daemonbench import save_secrets, write_specs
 from moto.server import ThreadedMotoServer
 
 from tests.support.postgres import APP_PASSWORD, Cluster, bindir, free_port
-
-
-def _specs(root: Path, endpoint: str, syncs: int) -> None:
-    docs: list[dict[str, object]] = [
-        {"kind": "Connection", "name": "local", "app": "file", "path": "../secrets.yaml"},
-        {"kind": "Connection", "name": "aws", "app": "aws", "endpoint": endpoint, "region": "us-east-1",
-         "credentials": {"method": "access-key", "accessKeyId": {"env": "AWS_ACCESS_KEY_ID"},
-                         "secretAccessKey": {"env": "AWS_SECRET_ACCESS_KEY"}}},
-    ]
-    for i in range(syncs):
-        docs.append({"kind": "SecretSync", "name": f"s{i}", "source": "local", "environment": "dev",
-                     "secretPath": f"/s{i}", "destination": "aws-secrets-manager", "connection": "aws",
-                     "destinationConfig": {"region": "us-east-1", "mappingBehavior": "one-to-one"},
-                     "syncOptions": {"keySchema": f"s{i}/{{{{secretKey}}}}"}})
-    (root / "specs").mkdir(exist_ok=True)
-    (root / "specs" / "specs.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
-
-
-def _save(path: Path, syncs: int, rnd: int) -> None:
-    data = {"dev": {f"/s{i}": {"K": f"r{rnd}-{i}"} for i in range(syncs)}}
-    tmp = path.with_name(".secrets.yaml.tmp")
-    tmp.write_text(yaml.safe_dump(data))
-    os.replace(tmp, path)
 
 
 def _metrics(port: int) -> dict[str, float]:
@@ -138,7 +114,7 @@ def _xacts(cluster: Cluster, db: str) -> int:
 def _cycle(fleet: Fleet, cluster: Cluster, db: str, secrets: Path, syncs: int, rnd: int) -> tuple[float, float, int]:
     runs, calls, xacts = (fleet.total("reconciler_reconciles_total"),
                           fleet.total("reconciler_destination_api_calls_total"), _xacts(cluster, db))
-    _save(secrets, syncs, rnd)
+    save_secrets(secrets, syncs, 1, rnd)
     took = _wait(lambda: fleet.total("reconciler_reconciles_total") >= runs + syncs, 900, "a full cycle")
     _settle(fleet)
     return took, fleet.total("reconciler_destination_api_calls_total") - calls, _xacts(cluster, db) - xacts
@@ -148,9 +124,9 @@ def _baseline(cluster: Cluster, endpoint: str, syncs: int) -> str:
     """One daemon on the SQLite state, the same cycles: what PostgreSQL costs."""
     with tempfile.TemporaryDirectory(prefix="bench-replicas-") as tmp:
         root = Path(tmp)
-        _specs(root, endpoint, syncs)
+        write_specs(root, endpoint, syncs)
         secrets = root / "secrets.yaml"
-        _save(secrets, syncs, 0)
+        save_secrets(secrets, syncs, 1, 0)
         fleet = Fleet(root, None, root / "unused", 1, 0)
         try:
             port = fleet.ports["r1"]
@@ -178,9 +154,9 @@ def _takeover(fleet: Fleet, lease: float) -> str:
 def _measure(n: int, cluster: Cluster, endpoint: str, syncs: int, lease: float) -> str:
     with tempfile.TemporaryDirectory(prefix="bench-replicas-") as tmp:
         root = Path(tmp)
-        _specs(root, endpoint, syncs)
+        write_specs(root, endpoint, syncs)
         secrets = root / "secrets.yaml"
-        _save(secrets, syncs, 0)
+        save_secrets(secrets, syncs, 1, 0)
         db = cluster.new_database()
         pw, key = root / "pw", root / "key"
         pw.write_text(APP_PASSWORD)
