@@ -84,3 +84,4 @@ from tests.fixtures_kms import *  # noqa: E402, F403 - Hanzo KMS emulator fixtur
 from tests.fixtures_oci_vault import *  # noqa: E402, F403 - OCI Vault emulator fixtures
 from tests.fixtures_postgres import *  # noqa: E402, F403 - a throwaway PostgreSQL cluster
 from tests.fixtures_windmill import *  # noqa: E402, F403 - Windmill emulator fixtures
+from tests.fixtures_workspace import *  # noqa: E402, F403 - the common workspace and its daemons

@@ -4,29 +4,16 @@ periodic checks (one phase per target) or by a spec change touching many — sha
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 import yaml
 
 from reconciler import calls
 from tests.support.cli import Workspace
-from tests.support.daemon import DaemonHarness, harnesses, wait_until
+from tests.support.daemon import DaemonHarness, wait_until
 
 AWS = "aws-secrets-manager"
-
-
-@pytest.fixture
-def ws(tmp_path: Path, aws_endpoint: str) -> Workspace:
-    return Workspace(tmp_path, aws_endpoint)
-
-
-@pytest.fixture
-def daemon(ws: Workspace) -> Iterator[Callable[..., DaemonHarness]]:
-    with harnesses(ws) as make:
-        yield make
 
 
 def _teams(ws: Workspace, n: int, value: str = "v") -> list[str]:

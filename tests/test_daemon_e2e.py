@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.canary import CANARIES
 from tests.support.cli import Workspace
-from tests.support.daemon import DaemonHarness, harnesses, wait_until
+from tests.support.daemon import DaemonHarness, wait_until
 
 C1, C2, C3 = CANARIES
-
-
-@pytest.fixture
-def ws(tmp_path: Path, aws_endpoint: str) -> Workspace:
-    return Workspace(tmp_path, aws_endpoint)
-
-
-@pytest.fixture
-def daemon(ws: Workspace) -> Iterator[Callable[..., DaemonHarness]]:
-    with harnesses(ws) as make:
-        yield make
 
 
 def value(sm: Any, name: str) -> str | None:

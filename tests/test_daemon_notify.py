@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,11 +21,6 @@ from tests.support.webhook import WebhookReceiver
 
 C1, C2, C3 = CANARIES
 HOOK_PATH = "/services/T000/B000/hook"
-
-
-@pytest.fixture
-def ws(tmp_path: Path, aws_endpoint: str) -> Workspace:
-    return Workspace(tmp_path, aws_endpoint)
 
 
 @pytest.fixture

@@ -26,11 +26,6 @@ from tests.support.daemon import DaemonHarness, wait_until
 
 
 @pytest.fixture
-def ws(tmp_path: Path, aws_endpoint: str) -> Workspace:
-    return Workspace(tmp_path, aws_endpoint)
-
-
-@pytest.fixture
 def daemon(ws: Workspace) -> Iterator[Callable[..., DaemonHarness]]:
     started: list[DaemonHarness] = []
 

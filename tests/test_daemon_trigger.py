@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from reconciler.daemon import control
 from reconciler.daemon.api import Api
@@ -19,20 +17,9 @@ from reconciler.daemon.server import Request
 from reconciler.engine.outcome import Outcome
 from tests.support.canary import CANARIES
 from tests.support.cli import Workspace
-from tests.support.daemon import DaemonHarness, harnesses, wait_until
+from tests.support.daemon import DaemonHarness, wait_until
 
 C1, C2, _ = CANARIES
-
-
-@pytest.fixture
-def ws(tmp_path: Path, aws_endpoint: str) -> Workspace:
-    return Workspace(tmp_path, aws_endpoint)
-
-
-@pytest.fixture
-def daemon(ws: Workspace) -> Iterator[Callable[..., DaemonHarness]]:
-    with harnesses(ws) as make:
-        yield make
 
 
 def trigger(h: DaemonHarness, *args: str) -> Any:

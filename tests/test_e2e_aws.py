@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from reconciler import calls
 from tests.support.canary import CANARIES
@@ -14,11 +11,6 @@ from tests.support.cli import Workspace
 from tests.support.cli import plan_json as _plan
 
 C1, C2, C3 = CANARIES
-
-
-@pytest.fixture
-def ws(tmp_path: Path, aws_endpoint: str) -> Workspace:
-    return Workspace(tmp_path, aws_endpoint)
 
 
 
