@@ -13,7 +13,7 @@ import pytest
 
 from reconciler.logging import configure, get_logger
 from reconciler.model import Fingerprinter, InventoryEntry, SecretValue
-from reconciler.state.store import StateError, StateStore
+from reconciler.state.store import StateStore
 from tests.support.canary import CANARIES, find_leaks
 
 
@@ -27,21 +27,6 @@ def test_state_dir_and_files_are_private(tmp_path: Path) -> None:
     for f in d.iterdir():
         assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0, f
     assert find_leaks([f.read_bytes() for f in d.iterdir()]) == []
-
-
-def test_state_round_trip_and_forget(tmp_path: Path) -> None:
-    st = StateStore(tmp_path / "state")
-    st.put_inventory("s", {"a": InventoryEntry("a", "fp", "v1", {"tag:x": "1"})})
-    st.put_inventory("s", {"a": InventoryEntry("a", "fp2", "v2", {})})
-    assert st.inventory("s")["a"] == InventoryEntry("a", "fp2", "v2", {})
-    st.update_status("s", syncStatus="failed", lastSyncMessage="boom")
-    assert st.status("s").lastSyncMessage == "boom"
-    st.drop_inventory("s", ["a"])
-    assert st.inventory("s") == {}
-    st.forget("s")
-    assert st.status("s").syncStatus is None
-    with pytest.raises(StateError):
-        st.update_status("s", nonsense="x")
 
 
 def test_readonly_store_never_creates_files(tmp_path: Path) -> None:
