@@ -186,22 +186,12 @@ def test_suspended_sync_is_not_scheduled_or_triggered(
 # -- failures, retries, backoff ----------------------------------------------------------------
 
 
-def _proxied_connections(ws: Workspace, endpoint: str) -> None:
-    ws.write_spec("connections.yaml", [
-        {"kind": "Connection", "name": "local", "app": "file", "path": "../secrets.yaml"},
-        {"kind": "Connection", "name": "aws", "app": "aws", "endpoint": endpoint, "region": "us-east-1",
-         "maxAttempts": 1,
-         "credentials": {"method": "access-key", "accessKeyId": {"env": "AWS_ACCESS_KEY_ID"},
-                         "secretAccessKey": {"env": "AWS_SECRET_ACCESS_KEY"}}},
-    ])
-
-
 def test_suspend_lets_the_run_in_progress_finish_and_stops_the_next(
         ws: Workspace, sm_client: Any, aws_endpoint: str, daemon: Callable[..., DaemonHarness]) -> None:
     from tests.emulators.faultproxy import FaultProxy
 
     proxy = FaultProxy(aws_endpoint)
-    _proxied_connections(ws, proxy.start())
+    ws.write_connections(proxy.start(), maxAttempts=1)
     try:
         spec = ws.write_spec("app.yaml", [ws.sync()])
         ws.set_secrets({"A": "1"})
@@ -230,7 +220,7 @@ def test_failures_retry_with_backoff_and_converge(
     from tests.emulators.faultproxy import FaultProxy
 
     proxy = FaultProxy(aws_endpoint)
-    _proxied_connections(ws, proxy.start())
+    ws.write_connections(proxy.start(), maxAttempts=1)
     try:
         ws.write_spec("app.yaml", [ws.sync(reconcile={"retryInterval": "10s", "interval": "5m"})])
         ws.set_secrets({"A": C1})

@@ -50,22 +50,12 @@ def notifier(**fields: Any) -> dict[str, Any]:
     return {"kind": "Notifier", "name": "ops", "url": {"file": "../hook-url"}, **fields}
 
 
-def proxied(ws: Workspace, endpoint: str) -> None:
-    ws.write_spec("connections.yaml", [
-        {"kind": "Connection", "name": "local", "app": "file", "path": "../secrets.yaml"},
-        {"kind": "Connection", "name": "aws", "app": "aws", "endpoint": endpoint, "region": "us-east-1",
-         "maxAttempts": 1,
-         "credentials": {"method": "access-key", "accessKeyId": {"env": "AWS_ACCESS_KEY_ID"},
-                         "secretAccessKey": {"env": "AWS_SECRET_ACCESS_KEY"}}},
-    ])
-
-
 def test_a_failing_sync_sends_one_message_then_one_when_it_recovers(
         ws: Workspace, aws_endpoint: str, hook: WebhookReceiver, daemon: Callable[..., DaemonHarness]) -> None:
     from tests.emulators.faultproxy import FaultProxy
 
     proxy = FaultProxy(aws_endpoint)
-    proxied(ws, proxy.start())
+    ws.write_connections(proxy.start(), maxAttempts=1)
     try:
         ws.write_spec("app.yaml", [ws.sync(), notifier(events=["sync-failed", "sync-recovered"])])
         ws.set_secrets({"A": C1, "B": C2})

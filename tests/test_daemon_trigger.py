@@ -39,16 +39,6 @@ def started_during(r: Any, rid: str, trigger: str) -> bool:
                for line in r.err.splitlines())
 
 
-def proxied(ws: Workspace, endpoint: str) -> None:
-    ws.write_spec("connections.yaml", [
-        {"kind": "Connection", "name": "local", "app": "file", "path": "../secrets.yaml"},
-        {"kind": "Connection", "name": "aws", "app": "aws", "endpoint": endpoint, "region": "us-east-1",
-         "maxAttempts": 1,
-         "credentials": {"method": "access-key", "accessKeyId": {"env": "AWS_ACCESS_KEY_ID"},
-                         "secretAccessKey": {"env": "AWS_SECRET_ACCESS_KEY"}}},
-    ])
-
-
 def test_trigger_runs_now_and_prints_applys_summary(
         ws: Workspace, sm_client: Any, daemon: Callable[..., DaemonHarness]) -> None:
     ws.write_spec("app.yaml", [ws.sync()])
@@ -70,7 +60,7 @@ def test_trigger_waits_for_a_run_that_started_after_the_request(
     from tests.emulators.faultproxy import FaultProxy
 
     proxy = FaultProxy(aws_endpoint)
-    proxied(ws, proxy.start())
+    ws.write_connections(proxy.start(), maxAttempts=1)
     try:
         ws.write_spec("app.yaml", [ws.sync()])
         ws.set_secrets({"A": "1"})
@@ -94,7 +84,7 @@ def test_trigger_of_a_failing_sync_prints_the_failure_and_exits_1(
     from tests.emulators.faultproxy import FaultProxy
 
     proxy = FaultProxy(aws_endpoint)
-    proxied(ws, proxy.start())
+    ws.write_connections(proxy.start(), maxAttempts=1)
     try:
         ws.write_spec("app.yaml", [ws.sync()])
         ws.set_secrets({"A": C1})

@@ -41,7 +41,9 @@ class Workspace:
         self.write_connections()
         self.set_secrets({})
 
-    def write_connections(self) -> None:
+    def write_connections(self, endpoint: str | None = None, **aws: object) -> None:
+        """The file source and the AWS connection (at ``endpoint``, moto unless given; ``aws``:
+        more of its settings, e.g. ``maxAttempts=1`` behind a fault proxy)."""
         self.write_spec(
             "connections.yaml",
             [
@@ -50,8 +52,9 @@ class Workspace:
                     "kind": "Connection",
                     "name": "aws",
                     "app": "aws",
-                    "endpoint": self.aws_endpoint,
+                    "endpoint": endpoint or self.aws_endpoint,
                     "region": "us-east-1",
+                    **aws,
                     "credentials": {
                         "method": "access-key",
                         "accessKeyId": {"env": "AWS_ACCESS_KEY_ID"},
