@@ -160,6 +160,17 @@ class VaultStore:
             return None
         return s
 
+    def _changeable(self, secret_id: str, if_match: str | None, state: str) -> tuple[Secret | None, Reply | None]:
+        """The live secret a change may touch: it exists, is in ``state`` (409 otherwise, as OCI
+        answers) and its etag matches ``If-Match`` when one is given. Under the lock."""
+        s = self._get_live(secret_id)
+        if s is None:
+            return None, not_found()
+        now = self._settle(s)
+        if now != state:
+            return None, error(409, "IncorrectState", f"The secret is in lifecycle state {now}; it must be {state}.")
+        return s, etag_mismatch(s, if_match)
+
     # -- /20180608 -------------------------------------------------------------------------------
     def create(self, body: Mapping[str, Any]) -> Reply:
         for req in ("compartmentId", "vaultId", "keyId", "secretName", "secretContent"):
@@ -233,15 +244,10 @@ class VaultStore:
         if rollback is not None and content is not None:
             return error(400, "InvalidParameter", "currentVersionNumber cannot be combined with secretContent.")
         with self._lock:
-            s = self._get_live(secret_id)
-            if s is None:
-                return not_found()
-            state = self._settle(s)
-            if state != "ACTIVE":
-                return error(409, "IncorrectState", f"The secret is in lifecycle state {state}; it must be ACTIVE.")
-            bad = etag_mismatch(s, if_match)
+            s, bad = self._changeable(secret_id, if_match, "ACTIVE")
             if bad is not None:
                 return bad
+            assert s is not None
             if rollback is not None:
                 if not isinstance(rollback, int) or s.version(rollback) is None:
                     return error(400, "InvalidParameter", f"Version {rollback} does not exist.")
@@ -269,31 +275,20 @@ class VaultStore:
                 return error(400, "InvalidParameter", f"timeOfDeletion must be between {MIN_DELETION_DAYS} and "
                              f"{MAX_DELETION_DAYS} days from now.")
         with self._lock:
-            s = self._get_live(secret_id)
-            if s is None:
-                return not_found()
-            state = self._settle(s)
-            if state != "ACTIVE":
-                return error(409, "IncorrectState", f"The secret is in lifecycle state {state}; it must be ACTIVE.")
-            bad = etag_mismatch(s, if_match)
+            s, bad = self._changeable(secret_id, if_match, "ACTIVE")
             if bad is not None:
                 return bad
+            assert s is not None
             s.time_of_deletion = when
             self._transition(s, "SCHEDULING_DELETION", "PENDING_DELETION")
             return Reply(200, None, {"etag": s.etag})
 
     def cancel_deletion(self, secret_id: str, if_match: str | None) -> Reply:
         with self._lock:
-            s = self._get_live(secret_id)
-            if s is None:
-                return not_found()
-            state = self._settle(s)
-            if state != "PENDING_DELETION":
-                return error(409, "IncorrectState",
-                             f"The secret is in lifecycle state {state}; it must be PENDING_DELETION.")
-            bad = etag_mismatch(s, if_match)
+            s, bad = self._changeable(secret_id, if_match, "PENDING_DELETION")
             if bad is not None:
                 return bad
+            assert s is not None
             s.time_of_deletion = None
             self._transition(s, "CANCELLING_DELETION", "ACTIVE")
             return Reply(200, None, {"etag": s.etag})
