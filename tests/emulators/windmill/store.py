@@ -133,6 +133,14 @@ class Store:
         found = self.workspaces.get(workspace)
         return not_found(f"workspace {workspace} not found") if found is None else found
 
+    def _var(self, workspace: str, path: str) -> Variable | Reply:
+        """One variable, or the 404 Windmill answers for a missing workspace or path."""
+        found = self._vars(workspace)
+        if isinstance(found, Reply):
+            return found
+        v = found.get(path)
+        return not_found(f"Variable {path} not found") if v is None else v
+
     def _row(self, workspace: str, v: Variable, *, value: str | None, edited_at: bool = True) -> dict[str, Any]:
         row: dict[str, Any] = {
             "workspace_id": workspace, "path": v.path, "value": value, "is_secret": v.is_secret,
@@ -197,12 +205,9 @@ class Store:
 
     def get(self, workspace: str, path: str, query: Mapping[str, str]) -> Reply:
         with self._lock:
-            found = self._vars(workspace)
-            if isinstance(found, Reply):
-                return found
-            v = found.get(path)
-            if v is None:
-                return not_found(f"Variable {path} not found")
+            v = self._var(workspace, path)
+            if isinstance(v, Reply):
+                return v
             value: str | None = v.value
             if v.is_secret and query.get("decrypt_secret", "true") == "false":
                 value = seal(v.value) if query.get("include_encrypted") == "true" else None
@@ -212,12 +217,9 @@ class Store:
 
     def get_value(self, workspace: str, path: str) -> Reply:
         with self._lock:
-            found = self._vars(workspace)
-            if isinstance(found, Reply):
-                return found
-            v = found.get(path)
-            if v is None:
-                return not_found(f"Variable {path} not found")
+            v = self._var(workspace, path)
+            if isinstance(v, Reply):
+                return v
             return Reply(200, v.value)
 
     def exists(self, workspace: str, path: str) -> Reply:
