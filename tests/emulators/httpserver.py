@@ -289,3 +289,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.close()
         except OSError:
             pass
+
+
+def wait_for_stop() -> None:
+    """An emulator run as a program (`python -m tests.emulators.X`) serves until SIGTERM or
+    Ctrl-C; the caller then stops its servers."""
+    import signal
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()

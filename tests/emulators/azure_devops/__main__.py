@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ import yaml
 
 from tests.emulators.azure_devops.organization import Identity, Organization
 from tests.emulators.azure_devops.server import AzureDevOpsEmulator
+from tests.emulators.httpserver import wait_for_stop
 
 SEEDER = Identity("00000000-0000-4000-8000-000000005eed", "seed", "seed@emulator")
 
@@ -81,10 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     emu.start()
     projects = ", ".join(f"{pr.name} ({pr.id})" for pr in org.projects.values()) or "none"
     print(f"azure devops organization on {emu.org_url}, projects: {projects}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    wait_for_stop()
     emu.stop()
     return 0
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
 import trustme
 
 from tests.emulators.azure_keyvault.idp import FakeIdentityProvider
 from tests.emulators.azure_keyvault.server import DEFAULT_TENANT, KeyVaultEmulator
+from tests.emulators.httpserver import wait_for_stop
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,10 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                           token_check=idp.issued if idp is not None else None).start()
     print(f"key vault on {kv.url}" + (f", identity provider on {idp.url}" if idp else "")
           + f", CA in {args.ca_dir / 'ca.pem'}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    wait_for_stop()
     kv.stop()
     if idp is not None:
         idp.stop()

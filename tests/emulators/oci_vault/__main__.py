@@ -17,9 +17,7 @@ Prints one line when it listens and serves until SIGTERM/SIGINT.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.emulators.httpserver import wait_for_stop
 from tests.emulators.oci_vault.model import DEFAULT_COMPARTMENT, DEFAULT_KEY, DEFAULT_VAULT
 from tests.emulators.oci_vault.server import OciVaultEmulator
 from tests.emulators.oci_vault.signing import fingerprint
@@ -85,10 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     emu.start()
     print(f"oci vault on {emu.url} (compartment {DEFAULT_COMPARTMENT}, vault {DEFAULT_VAULT}, key {DEFAULT_KEY})"
           + (f", OCI config in {config}" if config else ""), flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    wait_for_stop()
     emu.stop()
     return 0
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
 import yaml
 
+from tests.emulators.httpserver import wait_for_stop
 from tests.emulators.windmill.server import WindmillEmulator
 
 
@@ -46,10 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     server.add_token(token, *workspaces, user=args.user)
     server.start()
     print(f"windmill on {server.url} (workspaces: {', '.join(workspaces)})", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    wait_for_stop()
     server.stop()
     return 0
 
